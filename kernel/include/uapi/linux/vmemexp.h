@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vmemexp: export a range of the calling process's memory as a dma-buf.
+ *
+ * The pages of the range are pinned for as long as the dma-buf exists, so a
+ * peer process (mmap of the fd) or a driver (dma_buf_attach) sees the very
+ * memory the exporter wrote, without a copy.  Cache maintenance for CPU
+ * access is the standard DMA_BUF_IOCTL_SYNC on the returned fd.
+ */
+#ifndef _UAPI_LINUX_VMEMEXP_H
+#define _UAPI_LINUX_VMEMEXP_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/* Export read-only: the dma-buf file is O_RDONLY and no importer may write. */
+#define VMEMEXP_EXPORT_RDONLY	0x1u
+/* Set close-on-exec on the new dma-buf fd. */
+#define VMEMEXP_EXPORT_CLOEXEC	0x2u
+
+#define VMEMEXP_EXPORT_VALID_FLAGS (VMEMEXP_EXPORT_RDONLY | VMEMEXP_EXPORT_CLOEXEC)
+
+/**
+ * struct vmemexp_export - argument of %VMEMEXP_IOC_EXPORT
+ * @addr: in: start of the range in the caller's address space, any alignment.
+ * @len: in: length of the range in bytes, greater than zero.
+ * @flags: in: a combination of VMEMEXP_EXPORT_* flags; unknown bits are
+ *	rejected with EINVAL.
+ * @fd: out: the new dma-buf file descriptor; must be 0 on input.
+ * @offset: out: where @addr lies inside the dma-buf (the range is widened
+ *	to whole pages); must be 0 on input.
+ * @size: out: size of the dma-buf, a multiple of the page size; must be 0
+ *	on input.
+ * @nr_segments: out: number of physically contiguous runs of the pinned
+ *	pages after merging; 1 means a device without scatter-gather can
+ *	use the buffer.  Must be 0 on input.
+ * @pad: must be 0.
+ * @reserved: must be 0; room for later extensions.
+ */
+struct vmemexp_export {
+	__u64 addr;
+	__u64 len;
+	__u32 flags;
+	__s32 fd;
+	__u64 offset;
+	__u64 size;
+	__u32 nr_segments;
+	__u32 pad;
+	__u64 reserved[2];
+};
+
+#define VMEMEXP_IOC_MAGIC	0xB6
+#define VMEMEXP_IOC_EXPORT	_IOWR(VMEMEXP_IOC_MAGIC, 0x00, struct vmemexp_export)
+
+#endif /* _UAPI_LINUX_VMEMEXP_H */

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dma-buf operations for pinned user memory.
+ */
+#include <linux/dma-buf.h>
+#include <linux/dma-mapping.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "vmemexp.h"
+#include "vmemexp_compat.h"
+
+/*
+ * How many pages after the faulting one a peer's fault maps at once.  A
+ * frame is normally read or written front to back, so this turns one fault
+ * per page into one fault per 2 MiB.
+ */
+#define VMEMEXP_FAULT_AROUND_PAGES	512
+
+/**
+ * struct vmemexp_attachment - one importer's view of a buffer
+ * @node: entry in &vmemexp_buffer.attachments
+ * @dev: the importing device
+ * @sgt: the table mapped for @dev, or NULL while not mapped
+ * @dir: the direction @sgt was mapped with
+ */
+struct vmemexp_attachment {
+	struct list_head node;
+	struct device *dev;
+	struct sg_table *sgt;
+	enum dma_data_direction dir;
+};
+
+static int vmemexp_attach(struct dma_buf *dmabuf,
+			  struct dma_buf_attachment *attach)
+{
+	struct vmemexp_buffer *buf = dmabuf->priv;
+	struct vmemexp_attachment *a;
+
+	a = kzalloc(sizeof(*a), GFP_KERNEL);
+	if (!a)
+		return -ENOMEM;
+	a->dev = attach->dev;
+	attach->priv = a;
+
+	mutex_lock(&buf->lock);
+	list_add(&a->node, &buf->attachments);
+	mutex_unlock(&buf->lock);
+	return 0;
+}
+
+static void vmemexp_detach(struct dma_buf *dmabuf,
+			   struct dma_buf_attachment *attach)
+{
+	struct vmemexp_buffer *buf = dmabuf->priv;
+	struct vmemexp_attachment *a = attach->priv;
+
+	mutex_lock(&buf->lock);
+	list_del(&a->node);
+	mutex_unlock(&buf->lock);
+	kfree(a);
+}
+
+/*
+ * Every attachment gets its own table, mapped for its own device: sharing
+ * one table between importers (as the driver this grew from did) hands one
+ * device the DMA addresses of another.
+ */
+static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
+					    enum dma_data_direction dir)
+{
+	struct vmemexp_buffer *buf = attach->dmabuf->priv;
+	struct vmemexp_attachment *a = attach->priv;
+	unsigned int max_segment = dma_get_max_seg_size(attach->dev);
+	struct sg_table *sgt;
+	int ret;
+
+	/*
+	 * A read-only export may hold pages the exporter could not write
+	 * (a read-only file mapping): never let a device write them where an
+	 * IOMMU can enforce it.
+	 */
+	if (!buf->writable)
+		dir = DMA_TO_DEVICE;
+
+	if (max_segment < PAGE_SIZE)
+		return ERR_PTR(-EINVAL);
+
+	mutex_lock(&buf->lock);
+	ret = a->sgt ? -EBUSY : 0;
+	mutex_unlock(&buf->lock);
+	if (ret)
+		return ERR_PTR(ret);
+
+	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL);
+	if (!sgt)
+		return ERR_PTR(-ENOMEM);
+
+	ret = sg_alloc_table_from_pages_segment(sgt, buf->pages, buf->nr_pages,
+						0, buf->nr_pages << PAGE_SHIFT,
+						max_segment, GFP_KERNEL);
+	if (ret)
+		goto err_free;
+
+	ret = dma_map_sgtable(attach->dev, sgt, dir, 0);
+	if (ret)
+		goto err_free_table;
+
+	mutex_lock(&buf->lock);
+	a->sgt = sgt;
+	a->dir = dir;
+	mutex_unlock(&buf->lock);
+	return sgt;
+
+err_free_table:
+	sg_free_table(sgt);
+err_free:
+	kfree(sgt);
+	return ERR_PTR(ret);
+}
+
+static void vmemexp_unmap_dma_buf(struct dma_buf_attachment *attach,
+				  struct sg_table *sgt,
+				  enum dma_data_direction dir)
+{
+	struct vmemexp_buffer *buf = attach->dmabuf->priv;
+	struct vmemexp_attachment *a = attach->priv;
+
+	mutex_lock(&buf->lock);
+	a->sgt = NULL;
+	mutex_unlock(&buf->lock);
+
+	dma_unmap_sgtable(attach->dev, sgt, a->dir, 0);
+	sg_free_table(sgt);
+	kfree(sgt);
+}
+
+static void vmemexp_release(struct dma_buf *dmabuf)
+{
+	vmemexp_buffer_unpin(dmabuf->priv);
+}
+
+static vm_fault_t vmemexp_vm_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct vmemexp_buffer *buf = vma->vm_private_data;
+	unsigned long addr = vmf->address & PAGE_MASK;
+	pgoff_t pgoff = vmf->pgoff;
+	unsigned int i;
+	vm_fault_t ret;
+
+	if (pgoff >= buf->nr_pages)
+		return VM_FAULT_SIGBUS;
+
+	ret = vmf_insert_pfn(vma, addr, page_to_pfn(buf->pages[pgoff]));
+	if (ret & VM_FAULT_ERROR)
+		return ret;
+
+	/* Best effort: a page that cannot be mapped now faults on its own. */
+	for (i = 1; i < VMEMEXP_FAULT_AROUND_PAGES; i++) {
+		addr += PAGE_SIZE;
+		pgoff++;
+		if (addr >= vma->vm_end || pgoff >= buf->nr_pages)
+			break;
+		if (vmf_insert_pfn(vma, addr, page_to_pfn(buf->pages[pgoff])) &
+		    VM_FAULT_ERROR)
+			break;
+	}
+	return ret;
+}
+
+static const struct vm_operations_struct vmemexp_vm_ops = {
+	.fault = vmemexp_vm_fault,
+};
+
+/*
+ * Pages reach a peer as PFNs in a VM_PFNMAP mapping: the mm never takes
+ * page references or map counts for them, so tearing the mapping down
+ * cannot disturb the state of pages that belong to the exporter's
+ * anonymous memory or page cache (6.1's udmabuf inserted struct pages and
+ * left "Bad page cache" behind).  The pin held by the dma-buf, which the
+ * VMA keeps open through vm_file, is what keeps the pages alive.
+ */
+static int vmemexp_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
+{
+	struct vmemexp_buffer *buf = dmabuf->priv;
+
+	/* A PFN mapping cannot be copy-on-write. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (vma->vm_pgoff > buf->nr_pages ||
+	    vma_pages(vma) > buf->nr_pages - vma->vm_pgoff)
+		return -EINVAL;
+
+	/*
+	 * The VFS already refuses writable mappings of an O_RDONLY dma-buf
+	 * file, but an importer's dma_buf_mmap() passes its own VMA.
+	 */
+	if (!buf->writable) {
+		if (vma->vm_flags & VM_WRITE)
+			return -EACCES;
+		vm_flags_clear(vma, VM_MAYWRITE);
+	}
+
+	vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &vmemexp_vm_ops;
+	vma->vm_private_data = buf;
+	return 0;
+}
+
+/*
+ * A kernel mapping is always writable, and importers that take one (V4L2's
+ * vmalloc buffers, for one) may write through it without saying so: only
+ * writable exports get one.
+ */
+static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct vmemexp_buffer *buf = dmabuf->priv;
+	void *vaddr;
+
+	if (!buf->writable)
+		return -EACCES;
+
+	vaddr = vmap(buf->pages, buf->nr_pages, VM_MAP, PAGE_KERNEL);
+	if (!vaddr)
+		return -ENOMEM;
+
+	mutex_lock(&buf->lock);
+	buf->vaddr = vaddr;
+	mutex_unlock(&buf->lock);
+
+	iosys_map_set_vaddr(map, vaddr);
+	return 0;
+}
+
+static void vmemexp_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct vmemexp_buffer *buf = dmabuf->priv;
+
+	mutex_lock(&buf->lock);
+	buf->vaddr = NULL;
+	mutex_unlock(&buf->lock);
+
+	vunmap(map->vaddr);
+}
+
+/*
+ * The sync direction must be the one each table was mapped with (the DMA
+ * API checks this); the CPU's direction only says which way to go.
+ */
+static int vmemexp_begin_cpu_access(struct dma_buf *dmabuf,
+				    enum dma_data_direction dir)
+{
+	struct vmemexp_buffer *buf = dmabuf->priv;
+	struct vmemexp_attachment *a;
+
+	mutex_lock(&buf->lock);
+	if (buf->vaddr)
+		invalidate_kernel_vmap_range(buf->vaddr,
+					     buf->nr_pages << PAGE_SHIFT);
+	list_for_each_entry(a, &buf->attachments, node)
+		if (a->sgt)
+			dma_sync_sgtable_for_cpu(a->dev, a->sgt, a->dir);
+	mutex_unlock(&buf->lock);
+	return 0;
+}
+
+static int vmemexp_end_cpu_access(struct dma_buf *dmabuf,
+				  enum dma_data_direction dir)
+{
+	struct vmemexp_buffer *buf = dmabuf->priv;
+	struct vmemexp_attachment *a;
+
+	mutex_lock(&buf->lock);
+	if (buf->vaddr)
+		flush_kernel_vmap_range(buf->vaddr, buf->nr_pages << PAGE_SHIFT);
+	list_for_each_entry(a, &buf->attachments, node)
+		if (a->sgt)
+			dma_sync_sgtable_for_device(a->dev, a->sgt, a->dir);
+	mutex_unlock(&buf->lock);
+	return 0;
+}
+
+static const struct dma_buf_ops vmemexp_dmabuf_ops = {
+	.attach = vmemexp_attach,
+	.detach = vmemexp_detach,
+	.map_dma_buf = vmemexp_map_dma_buf,
+	.unmap_dma_buf = vmemexp_unmap_dma_buf,
+	.release = vmemexp_release,
+	.mmap = vmemexp_mmap,
+	.vmap = vmemexp_vmap,
+	.vunmap = vmemexp_vunmap,
+	.begin_cpu_access = vmemexp_begin_cpu_access,
+	.end_cpu_access = vmemexp_end_cpu_access,
+};
+
+/**
+ * vmemexp_dmabuf_export - wrap a pinned buffer in a new dma-buf
+ * @buf: the buffer; owned by the dma-buf on success, still the caller's on
+ *	failure
+ *
+ * Return: the dma-buf (one file reference, for the caller to install or
+ * put), or an ERR_PTR.
+ */
+struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+
+	exp_info.ops = &vmemexp_dmabuf_ops;
+	exp_info.size = buf->nr_pages << PAGE_SHIFT;
+	exp_info.flags = buf->writable ? O_RDWR : O_RDONLY;
+	exp_info.priv = buf;
+	return dma_buf_export(&exp_info);
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmemexp: export a range of the caller's memory as a dma-buf.
+ *
+ * /dev/vmemexp and its ioctl.  See include/uapi/linux/vmemexp.h for the
+ * interface and README.md for what the exporter sees afterwards.
+ */
+#include <linux/dma-buf.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/sizes.h>
+#include <linux/uaccess.h>
+
+#include <linux/vmemexp.h>
+
+#include "vmemexp.h"
+#include "vmemexp_compat.h"
+
+/*
+ * Beyond this the page array alone would need more than the allocator's
+ * INT_MAX bytes, whatever the administrator sets.
+ */
+#define VMEMEXP_MAX_EXPORT_LIMIT	(64ULL << 30)
+
+static unsigned long max_export_bytes = SZ_1G;
+module_param(max_export_bytes, ulong, 0644);
+MODULE_PARM_DESC(max_export_bytes,
+		 "Largest range one export may pin, in bytes (default 1 GiB, at most 64 GiB)");
+
+static int vmemexp_check_export(const struct vmemexp_export *arg)
+{
+	if (arg->flags & ~VMEMEXP_EXPORT_VALID_FLAGS)
+		return -EINVAL;
+	if (arg->fd || arg->offset || arg->size || arg->nr_segments ||
+	    arg->pad || arg->reserved[0] || arg->reserved[1])
+		return -EINVAL;
+	if (!arg->len)
+		return -EINVAL;
+	/* The range is widened to whole pages, and that must not wrap either. */
+	if (arg->addr + arg->len < arg->addr ||
+	    arg->addr + arg->len > U64_MAX - PAGE_SIZE + 1)
+		return -EINVAL;
+	return 0;
+}
+
+static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
+{
+	struct vmemexp_export arg;
+	struct vmemexp_buffer *buf;
+	struct dma_buf *dmabuf;
+	u64 start, end;
+	bool writable;
+	int fd, ret;
+
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+
+	ret = vmemexp_check_export(&arg);
+	if (ret)
+		return ret;
+
+	start = round_down(arg.addr, PAGE_SIZE);
+	end = round_up(arg.addr + arg.len, PAGE_SIZE);
+	if (end - start > min_t(u64, max_export_bytes,
+				VMEMEXP_MAX_EXPORT_LIMIT))
+		return -E2BIG;
+	if (end > ULONG_MAX ||
+	    !access_ok(u64_to_user_ptr(start), end - start))
+		return -EFAULT;
+
+	writable = !(arg.flags & VMEMEXP_EXPORT_RDONLY);
+	buf = vmemexp_buffer_pin(start, (end - start) >> PAGE_SHIFT, writable);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+
+	dmabuf = vmemexp_dmabuf_export(buf);
+	if (IS_ERR(dmabuf)) {
+		vmemexp_buffer_unpin(buf);
+		return PTR_ERR(dmabuf);
+	}
+
+	/* From here on, only dma_buf_put(): .release unpins. */
+	fd = get_unused_fd_flags(arg.flags & VMEMEXP_EXPORT_CLOEXEC ?
+				 O_CLOEXEC : 0);
+	if (fd < 0) {
+		ret = fd;
+		goto err_put;
+	}
+
+	arg.fd = fd;
+	arg.offset = arg.addr - start;
+	arg.size = end - start;
+	arg.nr_segments = buf->nr_segments;
+
+	/* Install the fd only once userspace is sure to learn its number. */
+	if (copy_to_user(uarg, &arg, sizeof(arg))) {
+		ret = -EFAULT;
+		goto err_put_fd;
+	}
+	fd_install(fd, dmabuf->file);
+	return 0;
+
+err_put_fd:
+	put_unused_fd(fd);
+err_put:
+	dma_buf_put(dmabuf);
+	return ret;
+}
+
+static long vmemexp_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	switch (cmd) {
+	case VMEMEXP_IOC_EXPORT:
+		return vmemexp_ioctl_export((void __user *)arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations vmemexp_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = vmemexp_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+static struct miscdevice vmemexp_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "vmemexp",
+	.fops = &vmemexp_fops,
+};
+
+module_misc_device(vmemexp_misc);
+
+MODULE_DESCRIPTION("Export ranges of user memory as dma-bufs");
+MODULE_AUTHOR("vmshare developers");
+MODULE_LICENSE("GPL");
+VMEMEXP_IMPORT_NS_DMA_BUF();
