@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers for the tests that drive /dev/vmemexp directly. */
+#ifndef VMX_H
+#define VMX_H
+
+#include <fcntl.h>
+#include <linux/vmemexp.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vmtest.h"
+
+/* Opens /dev/vmemexp, or skips the test when the module is not loaded. */
+static inline int vmx_open(void)
+{
+	int fd = open("/dev/vmemexp", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT)
+		vmt_skip("/dev/vmemexp is missing: vmemexp.ko is not loaded");
+	VMT_ASSERT_OK(fd);
+	return fd;
+}
+
+static inline int vmx_export(int dev, const void *addr, size_t len,
+			     uint32_t flags, struct vmemexp_export *out)
+{
+	*out = (struct vmemexp_export){
+		.addr = (uintptr_t)addr,
+		.len = len,
+		.flags = flags,
+	};
+	return ioctl(dev, VMEMEXP_IOC_EXPORT, out);
+}
+
+/* Exports and asserts success; returns the dma-buf fd. */
+static inline int vmx_export_ok(int dev, const void *addr, size_t len,
+				uint32_t flags, struct vmemexp_export *out)
+{
+	VMT_ASSERT_OK(vmx_export(dev, addr, len, flags, out));
+	VMT_ASSERT(out->fd >= 0);
+	VMT_ASSERT_EQ(out->offset, (uintptr_t)addr % (uintptr_t)getpagesize());
+	VMT_ASSERT(out->size >= out->offset + len);
+	VMT_ASSERT_EQ(out->size % (uint64_t)getpagesize(), 0);
+	VMT_ASSERT(out->nr_segments >= 1);
+	return out->fd;
+}
+
+#endif /* VMX_H */
