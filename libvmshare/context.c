@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/* The library context, and small helpers every part uses. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/dma-buf.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "private.h"
+
+#define VMS_DEVICE "/dev/vmemexp"
+
+void vms_log(const struct vms_context *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx && !ctx->debug)
+		return;
+	if (!ctx && (!getenv("VMSHARE_DEBUG") ||
+		     !strcmp(getenv("VMSHARE_DEBUG"), "0")))
+		return;
+	fputs("vmshare: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int vms_ioctl(int fd, unsigned long request, void *arg)
+{
+	int ret;
+
+	do
+		ret = ioctl(fd, request, arg);
+	while (ret < 0 && errno == EINTR);
+	return ret < 0 ? -errno : ret;
+}
+
+int vms_memfd_create(const char *name, size_t size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	/* A peer can then map the whole size without fearing SIGBUS. */
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+		err = errno;
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+int vms_sync(int fd, uint32_t access, bool end)
+{
+	struct dma_buf_sync sync = { .flags = end ? DMA_BUF_SYNC_END :
+						    DMA_BUF_SYNC_START };
+	int ret;
+
+	if (!access || access & ~(uint32_t)(VMS_ACCESS_READ | VMS_ACCESS_WRITE))
+		return -EINVAL;
+	if (access & VMS_ACCESS_READ)
+		sync.flags |= DMA_BUF_SYNC_READ;
+	if (access & VMS_ACCESS_WRITE)
+		sync.flags |= DMA_BUF_SYNC_WRITE;
+	ret = vms_ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync);
+	/* A memfd has no caches to maintain. */
+	return ret == -ENOTTY ? 0 : ret;
+}
+
+VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
+{
+	const uint32_t known = VMS_CONTEXT_REQUIRE_MODULE | VMS_CONTEXT_NO_MODULE;
+	const char *debug = getenv("VMSHARE_DEBUG");
+	struct vms_context *ctx;
+
+	if ((flags & ~known) || (flags & known) == known) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return NULL;
+	ctx->flags = flags;
+	ctx->debug = debug && strcmp(debug, "0");
+	ctx->vmemexp_fd = -1;
+
+	if (flags & VMS_CONTEXT_NO_MODULE) {
+		ctx->module_status = ENODEV;
+		vms_log(ctx, "vmemexp disabled by VMS_CONTEXT_NO_MODULE");
+		return ctx;
+	}
+	ctx->vmemexp_fd = open(VMS_DEVICE, O_RDWR | O_CLOEXEC);
+	if (ctx->vmemexp_fd < 0) {
+		ctx->module_status = errno == ENOENT ? ENODEV : errno;
+		vms_log(ctx, "cannot open %s (%s): exports fall back to copies",
+			VMS_DEVICE, strerror(errno));
+		if (flags & VMS_CONTEXT_REQUIRE_MODULE) {
+			free(ctx);
+			errno = ENODEV;
+			return NULL;
+		}
+	} else {
+		vms_log(ctx, "using %s", VMS_DEVICE);
+	}
+	return ctx;
+}
+
+VMS_EXPORT void vms_context_destroy(struct vms_context *ctx)
+{
+	if (!ctx)
+		return;
+	if (ctx->vmemexp_fd >= 0)
+		close(ctx->vmemexp_fd);
+	free(ctx);
+}
+
+VMS_EXPORT bool vms_context_has_module(const struct vms_context *ctx)
+{
+	return ctx->vmemexp_fd >= 0;
+}
+
+VMS_EXPORT int vms_context_module_status(const struct vms_context *ctx)
+{
+	return ctx->module_status;
+}

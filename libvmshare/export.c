@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/* Making memory shareable: vmemexp exports, memfd copies, memfd memory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vmemexp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "private.h"
+
+struct vms_buffer {
+	struct vms_context *ctx;
+	enum vms_buffer_kind kind;
+	int fd;			/* owned */
+	uint64_t size;
+	uint64_t range_offsets[VMS_MAX_PLANES];
+	size_t n_ranges;
+	void *data;		/* the memory shared */
+	size_t len;
+	void *memfd_map;	/* our mapping of a memfd, or NULL */
+	bool rdonly;
+	char copy_reason[160];
+};
+
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t round_up_to_pages(size_t len)
+{
+	size_t page = page_size();
+
+	return (len + page - 1) / page * page;
+}
+
+static int export_vmemexp(struct vms_buffer *buf, uint32_t flags)
+{
+	struct vmemexp_export e = {
+		.addr = (uintptr_t)buf->data,
+		.len = buf->len,
+		.flags = VMEMEXP_EXPORT_CLOEXEC |
+			 (flags & VMS_EXPORT_RDONLY ? VMEMEXP_EXPORT_RDONLY : 0),
+	};
+	int ret;
+
+	if (buf->ctx->vmemexp_fd < 0)
+		return -buf->ctx->module_status;
+	ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, &e);
+	if (ret < 0)
+		return ret;
+	buf->kind = VMS_BUFFER_DMABUF;
+	buf->fd = e.fd;
+	buf->size = e.size;
+	buf->range_offsets[0] = e.offset;
+	vms_log(buf->ctx, "exported %zu bytes at %p: dma-buf fd %d, %u segments",
+		buf->len, buf->data, e.fd, e.nr_segments);
+	return 0;
+}
+
+/* An O_RDONLY fd of the same memfd, so a peer cannot map it writable. */
+static int reopen_rdonly(int fd)
+{
+	char path[64];
+	int ro;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	return ro < 0 ? -errno : ro;
+}
+
+static int copy_to_memfd(struct vms_buffer *buf, int why)
+{
+	size_t size = round_up_to_pages(buf->len);
+	int fd, ret;
+
+	fd = vms_memfd_create("vmshare-copy", size);
+	if (fd < 0)
+		return fd;
+	buf->memfd_map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			      fd, 0);
+	if (buf->memfd_map == MAP_FAILED) {
+		ret = -errno;
+		buf->memfd_map = NULL;
+		close(fd);
+		return ret;
+	}
+	memcpy(buf->memfd_map, buf->data, buf->len);
+	if (buf->rdonly) {
+		ret = reopen_rdonly(fd);
+		close(fd);
+		if (ret < 0) {
+			munmap(buf->memfd_map, size);
+			buf->memfd_map = NULL;
+			return ret;
+		}
+		fd = ret;
+	}
+	buf->kind = VMS_BUFFER_MEMFD_COPY;
+	buf->fd = fd;
+	buf->size = size;
+	buf->range_offsets[0] = 0;
+	snprintf(buf->copy_reason, sizeof(buf->copy_reason),
+		 "vmemexp %s (%s): copied into a memfd",
+		 why == ENODEV ? "is not available" : "refused the memory",
+		 strerror(why));
+	vms_log(buf->ctx, "%zu bytes at %p: %s", buf->len, buf->data,
+		buf->copy_reason);
+	return 0;
+}
+
+static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
+				      size_t len, uint32_t flags)
+{
+	struct vms_buffer *buf;
+	int ret;
+
+	if (!ctx || !ptr || !len ||
+	    (flags & ~(uint32_t)(VMS_EXPORT_RDONLY | VMS_EXPORT_ZERO_COPY))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	buf = calloc(1, sizeof(*buf));
+	if (!buf)
+		return NULL;
+	buf->ctx = ctx;
+	buf->fd = -1;
+	buf->data = (void *)ptr;
+	buf->len = len;
+	buf->n_ranges = 1;
+	buf->rdonly = flags & VMS_EXPORT_RDONLY;
+
+	ret = export_vmemexp(buf, flags);
+	if (ret < 0 && !(flags & VMS_EXPORT_ZERO_COPY))
+		ret = copy_to_memfd(buf, -ret);
+	if (ret < 0) {
+		free(buf);
+		errno = -ret;
+		return NULL;
+	}
+	return buf;
+}
+
+VMS_EXPORT struct vms_buffer *vms_buffer_export(struct vms_context *ctx,
+						const void *ptr, size_t len,
+						uint32_t flags)
+{
+	return export_span(ctx, ptr, len, flags);
+}
+
+VMS_EXPORT struct vms_buffer *
+vms_buffer_export_planes(struct vms_context *ctx,
+			 const struct vms_range *ranges, size_t count,
+			 uint32_t flags)
+{
+	uintptr_t first, end = 0, page = page_size();
+	struct vms_buffer *buf;
+
+	if (!ranges || !count || count > VMS_MAX_PLANES) {
+		errno = EINVAL;
+		return NULL;
+	}
+	first = (uintptr_t)ranges[0].ptr;
+	for (size_t i = 0; i < count; i++) {
+		uintptr_t start = (uintptr_t)ranges[i].ptr;
+
+		if (!ranges[i].ptr || !ranges[i].len ||
+		    start + ranges[i].len < start) {
+			errno = EINVAL;
+			return NULL;
+		}
+		/* In order, and no untouched page between two planes. */
+		if (i && (start < (uintptr_t)ranges[i - 1].ptr ||
+			  start > (end + page - 1) / page * page)) {
+			errno = EINVAL;
+			return NULL;
+		}
+		if (start + ranges[i].len > end)
+			end = start + ranges[i].len;
+	}
+
+	buf = export_span(ctx, ranges[0].ptr, end - first, flags);
+	if (!buf)
+		return NULL;
+	buf->n_ranges = count;
+	for (size_t i = 1; i < count; i++)
+		buf->range_offsets[i] = buf->range_offsets[0] +
+					((uintptr_t)ranges[i].ptr - first);
+	return buf;
+}
+
+VMS_EXPORT struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx,
+					       size_t size)
+{
+	struct vms_buffer *buf;
+	int ret;
+
+	if (!ctx || !size || size > SIZE_MAX - page_size()) {
+		errno = EINVAL;
+		return NULL;
+	}
+	buf = calloc(1, sizeof(*buf));
+	if (!buf)
+		return NULL;
+	buf->ctx = ctx;
+	buf->kind = VMS_BUFFER_MEMFD;
+	buf->size = round_up_to_pages(size);
+	buf->len = size;
+	buf->n_ranges = 1;
+	buf->fd = vms_memfd_create("vmshare-alloc", buf->size);
+	if (buf->fd < 0) {
+		ret = buf->fd;
+		goto err_free;
+	}
+	buf->memfd_map = mmap(NULL, buf->size, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, buf->fd, 0);
+	if (buf->memfd_map == MAP_FAILED) {
+		ret = -errno;
+		goto err_close;
+	}
+	buf->data = buf->memfd_map;
+	vms_log(ctx, "allocated %zu bytes in memfd %d", size, buf->fd);
+	return buf;
+
+err_close:
+	close(buf->fd);
+err_free:
+	free(buf);
+	errno = -ret;
+	return NULL;
+}
+
+VMS_EXPORT void vms_buffer_destroy(struct vms_buffer *buf)
+{
+	if (!buf)
+		return;
+	if (buf->memfd_map)
+		munmap(buf->memfd_map, buf->size);
+	close(buf->fd);
+	free(buf);
+}
+
+VMS_EXPORT int vms_buffer_fd(const struct vms_buffer *buf)
+{
+	return buf->fd;
+}
+
+VMS_EXPORT uint64_t vms_buffer_size(const struct vms_buffer *buf)
+{
+	return buf->size;
+}
+
+VMS_EXPORT uint64_t vms_buffer_offset(const struct vms_buffer *buf)
+{
+	return buf->range_offsets[0];
+}
+
+VMS_EXPORT uint64_t vms_buffer_range_offset(const struct vms_buffer *buf,
+					    size_t index)
+{
+	return index < buf->n_ranges ? buf->range_offsets[index] : UINT64_MAX;
+}
+
+size_t vms_buffer_range_count(const struct vms_buffer *buf)
+{
+	return buf->n_ranges;
+}
+
+VMS_EXPORT void *vms_buffer_data(const struct vms_buffer *buf)
+{
+	return buf->data;
+}
+
+VMS_EXPORT size_t vms_buffer_length(const struct vms_buffer *buf)
+{
+	return buf->len;
+}
+
+VMS_EXPORT enum vms_buffer_kind vms_buffer_kind(const struct vms_buffer *buf)
+{
+	return buf->kind;
+}
+
+VMS_EXPORT bool vms_buffer_is_readonly(const struct vms_buffer *buf)
+{
+	return buf->rdonly;
+}
+
+VMS_EXPORT const char *vms_buffer_copy_reason(const struct vms_buffer *buf)
+{
+	return buf->kind == VMS_BUFFER_MEMFD_COPY ? buf->copy_reason : NULL;
+}
+
+VMS_EXPORT int vms_buffer_refresh(struct vms_buffer *buf)
+{
+	if (buf->kind == VMS_BUFFER_MEMFD_COPY)
+		memcpy(buf->memfd_map, buf->data, buf->len);
+	return 0;
+}
+
+VMS_EXPORT int vms_buffer_begin_cpu_access(struct vms_buffer *buf,
+					   uint32_t access)
+{
+	return vms_sync(buf->fd, access, false);
+}
+
+VMS_EXPORT int vms_buffer_end_cpu_access(struct vms_buffer *buf,
+					 uint32_t access)
+{
+	return vms_sync(buf->fd, access, true);
+}

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* Frame layouts: the formats the library knows, and checking a layout. */
+#include <errno.h>
+
+#include "private.h"
+
+/* DRM fourccs, spelled out so no libdrm header is needed. */
+#define FOURCC(a, b, c, d) \
+	((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+
+static const struct vms_format formats[] = {
+	{ 0, 1, { 1 }, 1, 1 },	/* opaque bytes */
+	{ FOURCC('X', 'R', '2', '4'), 1, { 4 }, 1, 1 },	/* XRGB8888 */
+	{ FOURCC('A', 'R', '2', '4'), 1, { 4 }, 1, 1 },	/* ARGB8888 */
+	{ FOURCC('X', 'B', '2', '4'), 1, { 4 }, 1, 1 },	/* XBGR8888 */
+	{ FOURCC('A', 'B', '2', '4'), 1, { 4 }, 1, 1 },	/* ABGR8888 */
+	{ FOURCC('R', 'G', '2', '4'), 1, { 3 }, 1, 1 },	/* RGB888 */
+	{ FOURCC('B', 'G', '2', '4'), 1, { 3 }, 1, 1 },	/* BGR888 */
+	{ FOURCC('R', 'G', '1', '6'), 1, { 2 }, 1, 1 },	/* RGB565 */
+	{ FOURCC('Y', 'U', 'Y', 'V'), 1, { 2 }, 1, 1 },	/* YUYV */
+	{ FOURCC('R', '8', ' ', ' '), 1, { 1 }, 1, 1 },	/* R8 */
+	{ FOURCC('N', 'V', '1', '2'), 2, { 1, 2 }, 2, 2 },	/* NV12 */
+	{ FOURCC('Y', 'U', '1', '2'), 3, { 1, 1, 1 }, 2, 2 },	/* YUV420 */
+};
+
+const struct vms_format *vms_format_lookup(uint32_t fourcc)
+{
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (formats[i].fourcc == fourcc)
+			return &formats[i];
+	return NULL;
+}
+
+static uint32_t plane_dim(uint32_t dim, uint32_t plane, uint32_t sub)
+{
+	return plane ? (dim + sub - 1) / sub : dim;
+}
+
+int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size)
+{
+	const struct vms_format *fmt = vms_format_lookup(frame->fourcc);
+
+	if (frame->size > fd_size)
+		return -EOVERFLOW;
+	if (!fmt || frame->n_planes != fmt->n_planes || !frame->width ||
+	    !frame->height || frame->reserved ||
+	    (frame->flags & ~(uint32_t)VMS_FRAME_RDONLY))
+		return -EBADMSG;
+
+	for (uint32_t i = 0; i < fmt->n_planes; i++) {
+		uint64_t row = (uint64_t)plane_dim(frame->width, i, fmt->hsub) *
+			       fmt->cpp[i];
+		uint64_t rows = plane_dim(frame->height, i, fmt->vsub);
+		uint64_t offset = frame->plane_offsets[i];
+
+		/* 32-bit strides and heights: no product overflows 64 bits. */
+		if (frame->strides[i] < row || offset > frame->size ||
+		    frame->size - offset < (rows - 1) * frame->strides[i] + row)
+			return -EBADMSG;
+	}
+	for (uint32_t i = fmt->n_planes; i < VMS_MAX_PLANES; i++)
+		if (frame->plane_offsets[i] || frame->strides[i])
+			return -EBADMSG;
+	return 0;
+}
+
+VMS_EXPORT int vms_frame_describe(struct vms_frame *frame,
+				  const struct vms_buffer *buf, uint32_t width,
+				  uint32_t height, uint32_t fourcc,
+				  uint32_t stride)
+{
+	const struct vms_format *fmt = vms_format_lookup(fourcc);
+	uint64_t next;
+
+	if (!frame || !buf || !fmt)
+		return -EINVAL;
+	*frame = (struct vms_frame){
+		.size = vms_buffer_size(buf),
+		.width = width,
+		.height = height,
+		.fourcc = fourcc,
+		.n_planes = fmt->n_planes,
+		.flags = vms_buffer_is_readonly(buf) ? VMS_FRAME_RDONLY : 0,
+	};
+
+	/* Later planes: where they were exported from, else packed after. */
+	next = vms_buffer_offset(buf);
+	for (uint32_t i = 0; i < fmt->n_planes; i++) {
+		uint32_t rows = plane_dim(height, i, fmt->vsub);
+
+		frame->strides[i] = i ? (uint32_t)((uint64_t)stride * fmt->cpp[i] /
+						   fmt->cpp[0] / fmt->hsub) :
+					stride;
+		frame->plane_offsets[i] = i < vms_buffer_range_count(buf) ?
+			vms_buffer_range_offset(buf, i) : next;
+		next = frame->plane_offsets[i] +
+		       (uint64_t)rows * frame->strides[i];
+	}
+	return vms_frame_check(frame, frame->size) ? -EINVAL : 0;
+}

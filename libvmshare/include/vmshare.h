@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file vmshare.h
+ * libvmshare: share ordinary memory between processes without copying.
+ *
+ * Export a pointer and a length as a file descriptor (a dma-buf from
+ * vmemexp.ko, or a sealed memfd where the module is missing), pass it with
+ * a small frame descriptor over a UNIX socket, and map it in the peer.
+ *
+ * Conventions: functions returning int return 0 (or a count) on success
+ * and a negative errno on failure; constructors return NULL and set errno;
+ * destroy functions accept NULL.  Every fd the library creates is
+ * close-on-exec.  Who owns each fd is stated at every function that takes
+ * or returns one.
+ */
+#ifndef VMSHARE_H
+#define VMSHARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A library context: the /dev/vmemexp handle and options. */
+struct vms_context;
+/** Memory made shareable: a fd whose pages are (or mirror) the memory. */
+struct vms_buffer;
+/** A peer's mapping of a received buffer. */
+struct vms_mapping;
+
+/** Flags of vms_context_create(). */
+enum vms_context_flags {
+	/** Fail with ENODEV instead of falling back when vmemexp is missing. */
+	VMS_CONTEXT_REQUIRE_MODULE = 1u << 0,
+	/** Never use vmemexp (as if it were missing): copies and memfds only. */
+	VMS_CONTEXT_NO_MODULE = 1u << 1,
+};
+
+/**
+ * Creates a context.  Opens /dev/vmemexp when it exists; otherwise the
+ * context works without it (see vms_buffer_export()).  The environment
+ * variable VMSHARE_DEBUG=1 logs every decision the library makes to stderr.
+ *
+ * @param flags  a combination of enum vms_context_flags
+ * @return the context, or NULL with errno set (EINVAL for unknown flags,
+ *         ENODEV when the module is required and missing)
+ */
+struct vms_context *vms_context_create(uint32_t flags);
+
+/** Destroys a context; its buffers must be destroyed first.  Accepts NULL. */
+void vms_context_destroy(struct vms_context *ctx);
+
+/**
+ * @return true when exports go through vmemexp, false when they fall back,
+ *         and why in vms_context_module_status() (an errno, 0 when in use)
+ */
+bool vms_context_has_module(const struct vms_context *ctx);
+int vms_context_module_status(const struct vms_context *ctx);
+
+/** How a buffer's fd relates to the memory it was made from. */
+enum vms_buffer_kind {
+	/** A dma-buf of the very pages: zero-copy, through vmemexp. */
+	VMS_BUFFER_DMABUF = 1,
+	/** A sealed memfd holding a copy; vms_buffer_refresh() updates it. */
+	VMS_BUFFER_MEMFD_COPY = 2,
+	/** Memory allocated by vms_buffer_alloc(): a memfd, zero-copy. */
+	VMS_BUFFER_MEMFD = 3,
+};
+
+/** Flags of vms_buffer_export(). */
+enum vms_export_flags {
+	/** Peers and devices may only read the buffer. */
+	VMS_EXPORT_RDONLY = 1u << 0,
+	/** Fail instead of falling back to a copy. */
+	VMS_EXPORT_ZERO_COPY = 1u << 1,
+};
+
+/**
+ * Makes [ptr, ptr + len) shareable.  Through vmemexp the buffer's fd is a
+ * dma-buf of the very pages; where the module is missing or refuses the
+ * memory (a driver mapping, over RLIMIT_MEMLOCK...), the data is copied
+ * into a sealed memfd instead, unless VMS_EXPORT_ZERO_COPY is given.
+ * vms_buffer_kind() says which, and vms_buffer_copy_reason() why.
+ *
+ * @param ctx    the context
+ * @param ptr    start of the memory, any alignment
+ * @param len    length in bytes, greater than zero
+ * @param flags  a combination of enum vms_export_flags
+ * @return the buffer, or NULL with errno set: EINVAL for bad arguments,
+ *         and with VMS_EXPORT_ZERO_COPY whatever vmemexp refused with
+ *         (EFAULT, EACCES, EPERM, ENOMEM, E2BIG, ENODEV when missing)
+ */
+struct vms_buffer *vms_buffer_export(struct vms_context *ctx, const void *ptr,
+				     size_t len, uint32_t flags);
+
+/** One range of vms_buffer_export_planes(). */
+struct vms_range {
+	const void *ptr;
+	size_t len;
+};
+
+/**
+ * Exports several ranges of one frame (the planes of NV12, say) as one
+ * buffer, when together they cover one stretch of memory: each range must
+ * begin no later than the page after the previous one ends.  Plane i then
+ * lies at vms_buffer_range_offset(buf, i) in the fd.
+ *
+ * @param ranges  the ranges, in address order, at most 4
+ * @param count   number of ranges, at least 1
+ * @return the buffer, or NULL with errno set (EINVAL when the ranges are
+ *         not in order or are too far apart to share one buffer; otherwise
+ *         as vms_buffer_export())
+ */
+struct vms_buffer *vms_buffer_export_planes(struct vms_context *ctx,
+					    const struct vms_range *ranges,
+					    size_t count, uint32_t flags);
+
+/**
+ * Allocates memory backed by a memfd, shareable with no copy and no
+ * module.  vms_buffer_data() is the memory; it is zero-filled.
+ *
+ * @param size  bytes, greater than zero
+ * @return the buffer, or NULL with errno set
+ */
+struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx, size_t size);
+
+/**
+ * Releases the buffer: closes its fd, and unmaps the memory for buffers
+ * from vms_buffer_alloc().  Peers that received the fd keep the pages.
+ * Accepts NULL.
+ */
+void vms_buffer_destroy(struct vms_buffer *buf);
+
+/** @return the buffer's fd; owned by the buffer, valid until destroy. */
+int vms_buffer_fd(const struct vms_buffer *buf);
+
+/** @return the size of the fd's object in bytes (whole pages). */
+uint64_t vms_buffer_size(const struct vms_buffer *buf);
+
+/** @return where the exported pointer lies inside the fd. */
+uint64_t vms_buffer_offset(const struct vms_buffer *buf);
+
+/**
+ * @return where range @p index of vms_buffer_export_planes() lies inside
+ *         the fd (index 0 is vms_buffer_offset()), or UINT64_MAX when
+ *         there is no such range
+ */
+uint64_t vms_buffer_range_offset(const struct vms_buffer *buf, size_t index);
+
+/** @return the memory the buffer shares (the pointer it was made from). */
+void *vms_buffer_data(const struct vms_buffer *buf);
+
+/** @return the length of the memory the buffer shares, in bytes. */
+size_t vms_buffer_length(const struct vms_buffer *buf);
+
+/** @return how the buffer shares its memory. */
+enum vms_buffer_kind vms_buffer_kind(const struct vms_buffer *buf);
+
+/** @return whether the buffer is read-only for peers. */
+bool vms_buffer_is_readonly(const struct vms_buffer *buf);
+
+/**
+ * @return why a VMS_BUFFER_MEMFD_COPY is a copy (a sentence), or NULL for
+ *         zero-copy buffers
+ */
+const char *vms_buffer_copy_reason(const struct vms_buffer *buf);
+
+/**
+ * Copies the memory into a VMS_BUFFER_MEMFD_COPY buffer's memfd again,
+ * after the producer changed it and before it tells a peer so.  Zero-copy
+ * buffers need nothing: returns 0.
+ *
+ * @return 0, or a negative errno
+ */
+int vms_buffer_refresh(struct vms_buffer *buf);
+
+/** Access directions for the CPU-access brackets. */
+enum vms_access {
+	VMS_ACCESS_READ = 1u << 0,
+	VMS_ACCESS_WRITE = 1u << 1,
+};
+
+/**
+ * Brackets CPU access to the memory while devices may also use it
+ * (DMA_BUF_IOCTL_SYNC on a dma-buf; nothing to do for memfds).
+ *
+ * @param access  VMS_ACCESS_READ and/or VMS_ACCESS_WRITE
+ * @return 0, or a negative errno (EINVAL for a bad @p access)
+ */
+int vms_buffer_begin_cpu_access(struct vms_buffer *buf, uint32_t access);
+int vms_buffer_end_cpu_access(struct vms_buffer *buf, uint32_t access);
+
+/** The most planes a frame can have. */
+#define VMS_MAX_PLANES 4
+/** The most frames one message can carry. */
+#define VMS_MAX_FRAMES 16
+
+/** Flags of struct vms_frame. */
+enum vms_frame_flags {
+	/** The fd is read-only: map it read-only. */
+	VMS_FRAME_RDONLY = 1u << 0,
+};
+
+/**
+ * What a peer needs to know about one buffer: where the frame lies in the
+ * fd and how it is laid out.  Sent next to the fd; a receiver checks it
+ * against the fd before trusting it.
+ */
+struct vms_frame {
+	uint64_t size;          /**< size of the fd's object */
+	uint32_t width;         /**< pixels (bytes when fourcc is 0) */
+	uint32_t height;        /**< rows */
+	uint32_t fourcc;        /**< DRM_FORMAT_*, or 0: opaque bytes */
+	uint32_t n_planes;      /**< 1 to VMS_MAX_PLANES */
+	uint64_t plane_offsets[VMS_MAX_PLANES]; /**< where each plane starts in the fd */
+	uint32_t strides[VMS_MAX_PLANES];       /**< bytes per row */
+	uint64_t tag;           /**< the application's, passed unchanged */
+	uint32_t flags;         /**< enum vms_frame_flags */
+	uint32_t reserved;      /**< 0 */
+};
+
+/**
+ * Describes a buffer holding one image of @p fourcc in @p frame: size,
+ * offsets (planes packed after plane 0 at @p stride-derived sizes, or from
+ * vms_buffer_export_planes()), strides and flags.
+ *
+ * @param stride  bytes per row of plane 0; later planes follow the format
+ * @return 0, or -EINVAL for an unknown format or a layout that does not
+ *         fit in the buffer
+ */
+int vms_frame_describe(struct vms_frame *frame, const struct vms_buffer *buf,
+		       uint32_t width, uint32_t height, uint32_t fourcc,
+		       uint32_t stride);
+
+/**
+ * Sends frames and their fds in one message over a connected
+ * SOCK_STREAM or SOCK_SEQPACKET UNIX socket (SCM_RIGHTS).  Never raises
+ * SIGPIPE; retries on EINTR.
+ *
+ * @param fds    one fd per frame; borrowed, the caller still owns them
+ * @param count  1 to VMS_MAX_FRAMES
+ * @return 0, or a negative errno (EPIPE when the peer is gone)
+ */
+int vms_send(int sock, const struct vms_frame *frames, const int *fds,
+	     size_t count);
+
+/** Sends buffers with their descriptions: vms_send() of their fds. */
+int vms_send_buffers(int sock, const struct vms_frame *frames,
+		     struct vms_buffer *const *bufs, size_t count);
+
+/**
+ * Receives one message sent by vms_send().  Every frame is checked against
+ * its fd (the fd's real size, offsets, strides, format) before it is
+ * returned.  On any error every fd that arrived is closed.
+ *
+ * @param frames  room for @p max frames
+ * @param fds     room for @p max fds; on success the caller owns them
+ * @return the number of frames, 0 when the peer closed the connection
+ *         between messages, or a negative errno: ECONNRESET (closed
+ *         mid-message), EPROTO (not a vmshare message, unknown version),
+ *         EMSGSIZE (more frames than @p max, or fds were truncated),
+ *         EBADMSG (fds missing or in excess, or a frame that does not fit
+ *         its own description), EOVERFLOW (a frame claims more than its fd
+ *         holds)
+ */
+int vms_recv(int sock, struct vms_frame *frames, int *fds, size_t max);
+
+/**
+ * Maps a received fd as described by @p frame: read-only when the frame
+ * or the fd says so.
+ *
+ * @param fd  borrowed; the mapping keeps its own duplicate
+ * @return the mapping, or NULL with errno set (EOVERFLOW when the frame
+ *         claims more than the fd holds, or mmap's error)
+ */
+struct vms_mapping *vms_mapping_create(int fd, const struct vms_frame *frame);
+
+/** Unmaps and closes the mapping's fd.  Accepts NULL. */
+void vms_mapping_destroy(struct vms_mapping *map);
+
+/** @return the address of plane @p plane, or NULL when there is none. */
+void *vms_mapping_plane(const struct vms_mapping *map, uint32_t plane);
+
+/** @return whether the mapping is read-only. */
+bool vms_mapping_is_readonly(const struct vms_mapping *map);
+
+/** CPU-access brackets for the peer's side; see vms_buffer_begin_cpu_access(). */
+int vms_mapping_begin_cpu_access(struct vms_mapping *map, uint32_t access);
+int vms_mapping_end_cpu_access(struct vms_mapping *map, uint32_t access);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMSHARE_H */

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* libvmshare internals shared between its source files. */
+#ifndef VMS_PRIVATE_H
+#define VMS_PRIVATE_H
+
+#include <stdio.h>
+
+#include "vmshare.h"
+
+#define VMS_EXPORT __attribute__((visibility("default")))
+
+struct vms_context {
+	int vmemexp_fd;		/* -1 without the module */
+	int module_status;	/* 0, or why vmemexp_fd is -1 (an errno) */
+	uint32_t flags;
+	bool debug;
+};
+
+/* Logs a decision when VMSHARE_DEBUG is set. */
+void vms_log(const struct vms_context *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Opens a memfd of @size bytes, sealed against shrinking and growing. */
+int vms_memfd_create(const char *name, size_t size);
+
+/* DMA_BUF_IOCTL_SYNC on a dma-buf; 0 on anything that is not one. */
+int vms_sync(int fd, uint32_t access, bool end);
+
+/*
+ * Layout of a known format: bytes per pixel unit of each plane and the
+ * horizontal and vertical subsampling of planes after the first.
+ */
+struct vms_format {
+	uint32_t fourcc;
+	uint32_t n_planes;
+	uint32_t cpp[VMS_MAX_PLANES];	/* bytes per (subsampled) pixel */
+	uint32_t hsub, vsub;		/* for planes 1 and later */
+};
+
+const struct vms_format *vms_format_lookup(uint32_t fourcc);
+
+/* Checks a frame's layout against an object of @fd_size bytes. */
+int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size);
+
+/* Number of ranges a buffer was exported from (planes). */
+size_t vms_buffer_range_count(const struct vms_buffer *buf);
+
+/* Retrying wrappers: EINTR never reaches a caller. */
+int vms_ioctl(int fd, unsigned long request, void *arg);
+
+#endif /* VMS_PRIVATE_H */
