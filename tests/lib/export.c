@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libvmshare's export, allocation and import API.  Runs on the host (no
+ * module: the fallback) and in the guest (vmemexp): the cases that depend
+ * on the module check vms_context_has_module() and say which path they
+ * exercised.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vmshare.h>
+
+#include "vmtest.h"
+
+#define NV12 0x3231564eu
+#define XRGB8888 0x34325258u
+
+static bool module_present(void)
+{
+	return access("/dev/vmemexp", F_OK) == 0;
+}
+
+/* Maps @buf the way a peer would and returns the mapping. */
+static struct vms_mapping *peer_map(struct vms_buffer *buf, size_t len)
+{
+	struct vms_frame frame;
+	struct vms_mapping *map;
+
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, (uint32_t)len, 1, 0,
+					 (uint32_t)len), 0);
+	map = vms_mapping_create(vms_buffer_fd(buf), &frame);
+	VMT_ASSERT(map);
+	return map;
+}
+
+static void context_flags(void)
+{
+	struct vms_context *c;
+	int err;
+
+	errno = 0;
+	VMT_ASSERT(!vms_context_create(VMS_CONTEXT_NO_MODULE |
+				       VMS_CONTEXT_REQUIRE_MODULE));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_context_create(1u << 5));
+	VMT_ASSERT_EQ(errno, EINVAL);
+
+	c = vms_context_create(VMS_CONTEXT_REQUIRE_MODULE);
+	err = errno;
+	if (module_present()) {
+		VMT_ASSERT(c);
+		VMT_ASSERT(vms_context_has_module(c));
+		VMT_ASSERT_EQ(vms_context_module_status(c), 0);
+	} else {
+		VMT_ASSERT(!c);
+		VMT_ASSERT_EQ(err, ENODEV);
+	}
+	vms_context_destroy(c);
+
+	c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	VMT_ASSERT(c);
+	VMT_ASSERT(!vms_context_has_module(c));
+	VMT_ASSERT_EQ(vms_context_module_status(c), ENODEV);
+	vms_context_destroy(c);
+	vms_context_destroy(NULL);
+}
+
+static void export_bad_arguments(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	char byte;
+
+	VMT_ASSERT(c);
+	errno = 0;
+	VMT_ASSERT(!vms_buffer_export(c, NULL, 1, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_buffer_export(c, &byte, 0, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_buffer_export(c, &byte, 1, 1u << 7));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_buffer_export(NULL, &byte, 1, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_buffer_alloc(c, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	vms_buffer_destroy(NULL);
+	vms_context_destroy(c);
+}
+
+/* The default context: zero-copy through vmemexp where it is loaded. */
+static void export_malloc(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	size_t len = 3 * 4096 + 5;
+	uint8_t *mem = malloc(len + 1);
+	struct vms_mapping *map;
+	struct vms_buffer *buf;
+
+	VMT_ASSERT(c && mem);
+	vmt_fill(mem + 1, len, 0, 1);
+	buf = vms_buffer_export(c, mem + 1, len, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT(vms_buffer_data(buf) == mem + 1);
+	VMT_ASSERT_EQ(vms_buffer_length(buf), len);
+	VMT_ASSERT(vms_buffer_size(buf) >= vms_buffer_offset(buf) + len);
+	map = peer_map(buf, len);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 1), -1);
+	vmt_fill(vms_mapping_plane(map, 0), len, 0, 2);
+
+	if (module_present()) {
+		vmt_note("path: vmemexp");
+		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_DMABUF);
+		VMT_ASSERT(!vms_buffer_copy_reason(buf));
+		/* The peer's writes are in the malloc memory itself. */
+		VMT_ASSERT_EQ(vmt_check(mem + 1, len, 0, 2), -1);
+	} else {
+		vmt_note("path: memfd copy");
+		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
+		VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "not available"));
+		VMT_ASSERT_EQ(vmt_check(mem + 1, len, 0, 1), -1);
+	}
+	VMT_ASSERT_EQ(vms_buffer_begin_cpu_access(buf, VMS_ACCESS_WRITE), 0);
+	VMT_ASSERT_EQ(vms_buffer_end_cpu_access(buf, VMS_ACCESS_WRITE), 0);
+	VMT_ASSERT_EQ(vms_buffer_begin_cpu_access(buf, 0), -EINVAL);
+	VMT_ASSERT_EQ(vms_mapping_begin_cpu_access(map, 4), -EINVAL);
+	vms_mapping_destroy(map);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+	free(mem);
+}
+
+/* A copy is sealed, refreshes on request, and never writes back. */
+static void fallback_copy(void)
+{
+	struct vms_context *c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	size_t len = 10000;
+	uint8_t *mem = malloc(len);
+	struct vms_mapping *map;
+	struct vms_buffer *buf;
+	int seals;
+
+	VMT_ASSERT(c && mem);
+	vmt_fill(mem, len, 0, 3);
+	buf = vms_buffer_export(c, mem, len, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
+	VMT_ASSERT(vms_buffer_copy_reason(buf));
+	seals = fcntl(vms_buffer_fd(buf), F_GET_SEALS);
+	VMT_ASSERT_EQ(seals & (F_SEAL_SHRINK | F_SEAL_GROW),
+		      F_SEAL_SHRINK | F_SEAL_GROW);
+	VMT_ASSERT_EQ(fcntl(vms_buffer_fd(buf), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+
+	map = peer_map(buf, len);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 3), -1);
+	vmt_fill(mem, len, 0, 4);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 3), -1);
+	VMT_ASSERT_EQ(vms_buffer_refresh(buf), 0);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 4), -1);
+	vms_mapping_destroy(map);
+	vms_buffer_destroy(buf);
+
+	VMT_ASSERT(!vms_buffer_export(c, mem, len, VMS_EXPORT_ZERO_COPY));
+	VMT_ASSERT_EQ(errno, ENODEV);
+	vms_context_destroy(c);
+	free(mem);
+}
+
+/* Read-only, by either path: the peer gets an fd it cannot map writable. */
+static void readonly_export(void)
+{
+	for (int i = 0; i < 2; i++) {
+		struct vms_context *c =
+			vms_context_create(i ? VMS_CONTEXT_NO_MODULE : 0);
+		size_t len = 8192;
+		uint8_t *mem = malloc(len);
+		struct vms_buffer *buf;
+		struct vms_mapping *map;
+		void *writable;
+
+		VMT_ASSERT(c && mem);
+		vmt_fill(mem, len, 0, 5);
+		buf = vms_buffer_export(c, mem, len, VMS_EXPORT_RDONLY);
+		VMT_ASSERT(buf);
+		VMT_ASSERT(vms_buffer_is_readonly(buf));
+		VMT_ASSERT_EQ(fcntl(vms_buffer_fd(buf), F_GETFL) & O_ACCMODE,
+			      O_RDONLY);
+		writable = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+				vms_buffer_fd(buf), 0);
+		VMT_ASSERT(writable == MAP_FAILED);
+		VMT_ASSERT_EQ(errno, EACCES);
+		map = peer_map(buf, len);
+		VMT_ASSERT(vms_mapping_is_readonly(map));
+		VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 5), -1);
+		vms_mapping_destroy(map);
+		vms_buffer_destroy(buf);
+		vms_context_destroy(c);
+		free(mem);
+	}
+}
+
+/* memfd memory from the library: zero-copy with or without the module. */
+static void alloc_is_zero_copy(void)
+{
+	struct vms_context *c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	struct vms_buffer *buf = vms_buffer_alloc(c, 5000);
+	struct vms_mapping *map;
+
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD);
+	VMT_ASSERT_EQ(vms_buffer_size(buf), 8192);
+	VMT_ASSERT_EQ(vms_buffer_offset(buf), 0);
+	for (size_t i = 0; i < 5000; i++)
+		VMT_ASSERT_EQ(((uint8_t *)vms_buffer_data(buf))[i], 0);
+	map = peer_map(buf, 5000);
+	vmt_fill(vms_mapping_plane(map, 0), 5000, 0, 6);
+	VMT_ASSERT_EQ(vmt_check(vms_buffer_data(buf), 5000, 0, 6), -1);
+	vms_mapping_destroy(map);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/* NV12 with its two planes at two places of one allocation. */
+static void nv12_planes(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	uint32_t w = 64, h = 32, stride = 64;
+	uint8_t *mem = malloc(stride * h * 2 + 100);
+	struct vms_range ranges[2] = {
+		{ mem + 10, (size_t)stride * h },
+		{ mem + 10 + stride * h + 50, (size_t)stride * h / 2 },
+	};
+	struct vms_range apart[2] = { ranges[0], { mem + 10 + (1 << 20), 16 } };
+	struct vms_mapping *map;
+	struct vms_buffer *buf;
+	struct vms_frame frame;
+
+	VMT_ASSERT(c && mem);
+	vmt_fill(mem + 10, ranges[0].len, 0, 7);
+	vmt_fill(mem + 10 + stride * h + 50, ranges[1].len, 0, 8);
+	buf = vms_buffer_export_planes(c, ranges, 2, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 1) - vms_buffer_range_offset(buf, 0),
+		      stride * h + 50);
+	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 2), UINT64_MAX);
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, w, h, NV12, stride), 0);
+	VMT_ASSERT_EQ(frame.n_planes, 2);
+	VMT_ASSERT_EQ(frame.strides[1], stride);
+	map = vms_mapping_create(vms_buffer_fd(buf), &frame);
+	VMT_ASSERT(map);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), ranges[0].len, 0, 7), -1);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 1), ranges[1].len, 0, 8), -1);
+	VMT_ASSERT(!vms_mapping_plane(map, 2));
+	vms_mapping_destroy(map);
+	vms_buffer_destroy(buf);
+
+	errno = 0;
+	VMT_ASSERT(!vms_buffer_export_planes(c, apart, 2, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	apart[0] = ranges[1];
+	apart[1] = ranges[0];
+	VMT_ASSERT(!vms_buffer_export_planes(c, apart, 2, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_buffer_export_planes(c, ranges, 0, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	vms_context_destroy(c);
+	free(mem);
+}
+
+static void describe_errors(void)
+{
+	struct vms_context *c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	struct vms_buffer *buf = vms_buffer_alloc(c, 4096);
+	struct vms_frame frame;
+
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 32, 32, XRGB8888, 128), 0);
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 32, 33, XRGB8888, 128), -EINVAL);
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 32, 8, XRGB8888, 64), -EINVAL);
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 32, 8, 0x20202020u, 128), -EINVAL);
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 0, 8, XRGB8888, 128), -EINVAL);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/* A frame that claims more than its fd holds is refused before mmap. */
+static void mapping_checks_fd_size(void)
+{
+	struct vms_context *c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	struct vms_buffer *buf = vms_buffer_alloc(c, 4096);
+	struct vms_frame frame;
+
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 32, 32, XRGB8888, 128), 0);
+	frame.size = 8192;
+	frame.height = 64;
+	errno = 0;
+	VMT_ASSERT(!vms_mapping_create(vms_buffer_fd(buf), &frame));
+	VMT_ASSERT_EQ(errno, EOVERFLOW);
+	VMT_ASSERT(!vms_mapping_create(-1, &frame));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	vms_mapping_destroy(NULL);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/* The module refuses a PROT_READ mapping for writing: the library copies. */
+static void module_refusal_falls_back(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	uint8_t *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	struct vms_buffer *buf;
+
+	if (!module_present())
+		vmt_skip("needs vmemexp.ko");
+	VMT_ASSERT(c && ro != MAP_FAILED);
+	buf = vms_buffer_export(c, ro, 4096, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
+	VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "refused"));
+	vms_buffer_destroy(buf);
+	errno = 0;
+	VMT_ASSERT(!vms_buffer_export(c, ro, 4096, VMS_EXPORT_ZERO_COPY));
+	VMT_ASSERT_EQ(errno, EACCES);
+	munmap(ro, 4096);
+	vms_context_destroy(c);
+}
+
+static const struct vmt_test tests[] = {
+	VMT_TEST(context_flags),
+	VMT_TEST(export_bad_arguments),
+	VMT_TEST(export_malloc),
+	VMT_TEST(fallback_copy),
+	VMT_TEST(readonly_export),
+	VMT_TEST(alloc_is_zero_copy),
+	VMT_TEST(nv12_planes),
+	VMT_TEST(describe_errors),
+	VMT_TEST(mapping_checks_fd_size),
+	VMT_TEST(module_refusal_falls_back),
+};
+
+int main(int argc, char **argv)
+{
+	return vmt_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]),
+			NULL);
+}

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vms_send()/vms_recv() over socketpairs: round trips on both socket
+ * types, and every malformed or hostile message a peer can send, crafted
+ * by hand.  The harness checks after each case that no fd was left open.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <vmshare.h>
+
+#include "vmtest.h"
+
+#define XRGB8888 0x34325258u
+
+/* The wire layout, spelled out as a hostile peer would. */
+struct wire_header {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t count;
+	uint32_t frame_size;
+	uint32_t reserved;
+};
+
+#define WIRE_MAGIC 0x31534d56u
+
+static struct vms_context *ctx(void)
+{
+	struct vms_context *c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+
+	VMT_ASSERT(c);
+	return c;
+}
+
+static void pair(int type, int sv[2])
+{
+	VMT_ASSERT_OK(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv));
+}
+
+/* A 64x16 XRGB8888 frame in memfd memory, filled with a pattern. */
+static struct vms_buffer *make_frame(struct vms_context *c,
+				     struct vms_frame *frame, uint32_t seed)
+{
+	struct vms_buffer *buf = vms_buffer_alloc(c, 64 * 4 * 16);
+
+	VMT_ASSERT(buf);
+	vmt_fill(vms_buffer_data(buf), 64 * 4 * 16, 0, seed);
+	VMT_ASSERT_EQ(vms_frame_describe(frame, buf, 64, 16, XRGB8888, 256), 0);
+	return buf;
+}
+
+static void roundtrip(int type, size_t count)
+{
+	struct vms_context *c = ctx();
+	struct vms_buffer *bufs[VMS_MAX_FRAMES];
+	struct vms_frame frames[VMS_MAX_FRAMES], got[VMS_MAX_FRAMES];
+	int sv[2], fds[VMS_MAX_FRAMES];
+
+	pair(type, sv);
+	for (size_t i = 0; i < count; i++) {
+		bufs[i] = make_frame(c, &frames[i], (uint32_t)i + 1);
+		frames[i].tag = 1000 + i;
+	}
+	VMT_ASSERT_EQ(vms_send_buffers(sv[0], frames, bufs, count), 0);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), count);
+	for (size_t i = 0; i < count; i++) {
+		struct vms_mapping *map = vms_mapping_create(fds[i], &got[i]);
+
+		VMT_ASSERT(map);
+		VMT_ASSERT_EQ(got[i].tag, 1000 + i);
+		VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), 64 * 4 * 16,
+					0, (uint32_t)i + 1), -1);
+		/* The peer's writes land in the sender's memory. */
+		vmt_fill(vms_mapping_plane(map, 0), 64, 0, 99);
+		VMT_ASSERT_EQ(vmt_check(vms_buffer_data(bufs[i]), 64, 0, 99), -1);
+		VMT_ASSERT_EQ(fcntl(fds[i], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+		vms_mapping_destroy(map);
+		close(fds[i]);
+		vms_buffer_destroy(bufs[i]);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	vms_context_destroy(c);
+}
+
+static void stream_one(void) { roundtrip(SOCK_STREAM, 1); }
+static void stream_many(void) { roundtrip(SOCK_STREAM, VMS_MAX_FRAMES); }
+static void seqpacket_one(void) { roundtrip(SOCK_SEQPACKET, 1); }
+static void seqpacket_many(void) { roundtrip(SOCK_SEQPACKET, 5); }
+
+/* Sends raw bytes with @n_fds copies of @fd, as one sendmsg. */
+static void send_raw(int sock, const void *data, size_t len, int fd,
+		     size_t n_fds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 32)];
+		struct cmsghdr align;
+	} control = { 0 };
+	struct iovec iov = { (void *)data, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (n_fds) {
+		struct cmsghdr *cmsg;
+
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+		cmsg = CMSG_FIRSTHDR(&mh);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		for (size_t i = 0; i < n_fds; i++)
+			memcpy(CMSG_DATA(cmsg) + i * sizeof(int), &fd, sizeof(int));
+	}
+	VMT_ASSERT_EQ(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+struct message {
+	struct wire_header header;
+	struct vms_frame frames[2];
+};
+
+/* A well-formed message for one frame, for the cases to break. */
+static struct message good_message(struct vms_context *c,
+				   struct vms_buffer **buf)
+{
+	struct message m = {
+		.header = { WIRE_MAGIC, 1, 1, sizeof(struct vms_frame), 0 },
+	};
+
+	*buf = make_frame(c, &m.frames[0], 7);
+	return m;
+}
+
+/* Sends @m with @n_fds fds of @buf and expects vms_recv to fail with @err. */
+static void expect_refused(int type, const struct message *m, size_t len,
+			   const struct vms_buffer *buf, size_t n_fds, int err)
+{
+	struct vms_frame got[VMS_MAX_FRAMES];
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+
+	pair(type, sv);
+	send_raw(sv[0], m, len, vms_buffer_fd(buf), n_fds);
+	before = vmt_count_fds();
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -err);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+#define ONE_FRAME (sizeof(struct wire_header) + sizeof(struct vms_frame))
+
+/* Runs @mutate on a good message and expects @err on both socket types. */
+#define REFUSAL_TEST(name, n_fds, err, mutate)                                \
+	static void name(void)                                                \
+	{                                                                     \
+		struct vms_context *c = ctx();                                \
+		struct vms_buffer *buf;                                       \
+		struct message m = good_message(c, &buf);                     \
+		size_t len = ONE_FRAME;                                       \
+		mutate;                                                       \
+		expect_refused(SOCK_STREAM, &m, len, buf, n_fds, err);        \
+		expect_refused(SOCK_SEQPACKET, &m, len, buf, n_fds, err);     \
+		vms_buffer_destroy(buf);                                      \
+		vms_context_destroy(c);                                       \
+	}
+
+REFUSAL_TEST(bad_magic, 1, EPROTO, m.header.magic ^= 1)
+REFUSAL_TEST(unknown_version, 1, EPROTO, m.header.version = 2)
+REFUSAL_TEST(other_frame_size, 1, EPROTO, m.header.frame_size -= 8)
+REFUSAL_TEST(zero_frames, 1, EPROTO, m.header.count = 0; len = sizeof(m.header))
+REFUSAL_TEST(too_many_frames, 1, EMSGSIZE, m.header.count = VMS_MAX_FRAMES + 1)
+REFUSAL_TEST(no_fd, 0, EBADMSG, (void)0)
+REFUSAL_TEST(extra_fd, 2, EBADMSG, (void)0)
+REFUSAL_TEST(fds_truncated, 20, EMSGSIZE, (void)0)
+REFUSAL_TEST(fewer_fds_than_frames, 1, EBADMSG,
+	     m.header.count = 2; m.frames[1] = m.frames[0];
+	     len = sizeof(m))
+REFUSAL_TEST(size_beyond_fd, 1, EOVERFLOW, m.frames[0].size *= 2)
+REFUSAL_TEST(offset_past_end, 1, EBADMSG,
+	     m.frames[0].plane_offsets[0] = m.frames[0].size + 4096)
+REFUSAL_TEST(rows_past_end, 1, EBADMSG, m.frames[0].height += 1)
+REFUSAL_TEST(stride_too_small, 1, EBADMSG, m.frames[0].strides[0] = 255)
+REFUSAL_TEST(absurd_stride, 1, EBADMSG, m.frames[0].strides[0] = 0xfffffff0u)
+REFUSAL_TEST(offset_wraps, 1, EBADMSG,
+	     m.frames[0].plane_offsets[0] = UINT64_MAX - 100)
+REFUSAL_TEST(unknown_format, 1, EBADMSG, m.frames[0].fourcc = 0x20202020u)
+REFUSAL_TEST(wrong_plane_count, 1, EBADMSG, m.frames[0].n_planes = 2)
+REFUSAL_TEST(zero_width, 1, EBADMSG, m.frames[0].width = 0)
+REFUSAL_TEST(unknown_frame_flag, 1, EBADMSG, m.frames[0].flags = 2)
+REFUSAL_TEST(nonzero_reserved, 1, EBADMSG, m.frames[0].reserved = 1)
+REFUSAL_TEST(stray_unused_plane, 1, EBADMSG, m.frames[0].strides[3] = 4)
+
+/* The control case must really succeed, or the refusals prove nothing. */
+static void good_message_accepted(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame got[VMS_MAX_FRAMES];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	int sv[2], fds[VMS_MAX_FRAMES];
+
+	pair(SOCK_STREAM, sv);
+	send_raw(sv[0], &m, ONE_FRAME, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+	close(fds[0]);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+static void more_frames_than_room(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_buffer *bufs[2];
+	struct vms_frame frames[2], got[1];
+	int sv[2], fds[1], before;
+
+	pair(SOCK_STREAM, sv);
+	bufs[0] = make_frame(c, &frames[0], 1);
+	bufs[1] = make_frame(c, &frames[1], 2);
+	VMT_ASSERT_EQ(vms_send_buffers(sv[0], frames, bufs, 2), 0);
+	before = vmt_count_fds();
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, 1), -EMSGSIZE);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_destroy(bufs[0]);
+	vms_buffer_destroy(bufs[1]);
+	vms_context_destroy(c);
+}
+
+static void oversized_record(void)
+{
+	struct vms_context *c = ctx();
+	static char big[sizeof(struct wire_header) +
+			(VMS_MAX_FRAMES + 1) * sizeof(struct vms_frame)];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	struct vms_frame got[VMS_MAX_FRAMES];
+	int sv[2], fds[VMS_MAX_FRAMES];
+
+	memcpy(big, &m, ONE_FRAME);
+	pair(SOCK_SEQPACKET, sv);
+	send_raw(sv[0], big, sizeof(big), vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EMSGSIZE);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/* The header arrives with its fd, then the peer hangs up. */
+static void peer_closes_mid_message(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame got[VMS_MAX_FRAMES];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+
+	pair(SOCK_STREAM, sv);
+	send_raw(sv[0], &m, sizeof(m.header) + 10, vms_buffer_fd(buf), 1);
+	close(sv[0]);
+	before = vmt_count_fds();
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -ECONNRESET);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+static void peer_closes_between_messages(void)
+{
+	struct vms_frame got[1];
+	int sv[2], fds[1];
+
+	pair(SOCK_STREAM, sv);
+	close(sv[0]);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, 1), 0);
+	close(sv[1]);
+	pair(SOCK_SEQPACKET, sv);
+	close(sv[0]);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, 1), 0);
+	close(sv[1]);
+}
+
+/* A stream delivers the message in pieces, the fd with the first. */
+static void partial_reads(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame got[VMS_MAX_FRAMES];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	int sv[2], fds[VMS_MAX_FRAMES];
+	const char *bytes = (const char *)&m;
+	pid_t pid;
+
+	pair(SOCK_STREAM, sv);
+	pid = fork();
+	if (pid == 0) {
+		send_raw(sv[0], bytes, 3, vms_buffer_fd(buf), 1);
+		for (size_t off = 3; off < ONE_FRAME; off += 7) {
+			size_t n = ONE_FRAME - off < 7 ? ONE_FRAME - off : 7;
+
+			usleep(2000);
+			send_raw(sv[0], bytes + off, n, -1, 0);
+		}
+		_exit(0);
+	}
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT_EQ(vmt_wait(pid), 0);
+	VMT_ASSERT(!memcmp(&got[0], &m.frames[0], sizeof(got[0])));
+	close(fds[0]);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A signal without SA_RESTART interrupts the wait: vms_recv carries on. */
+static void interrupted_by_signal(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval tick = { { 0, 20000 }, { 0, 20000 } };
+	struct vms_context *c = ctx();
+	struct vms_frame frame, got[1];
+	struct vms_buffer *buf = make_frame(c, &frame, 3);
+	int sv[2], fds[1];
+	pid_t pid;
+
+	pair(SOCK_STREAM, sv);
+	VMT_ASSERT_OK(sigaction(SIGALRM, &sa, NULL));
+	VMT_ASSERT_OK(setitimer(ITIMER_REAL, &tick, NULL));
+	pid = fork();
+	if (pid == 0) {
+		usleep(200000);
+		_exit(vms_send_buffers(sv[0], &frame, &buf, 1) ? 1 : 0);
+	}
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, 1), 1);
+	tick = (struct itimerval){ 0 };
+	setitimer(ITIMER_REAL, &tick, NULL);
+	VMT_ASSERT_EQ(vmt_wait(pid), 0);
+	close(fds[0]);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+static void send_errors(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame frames[VMS_MAX_FRAMES + 1];
+	struct vms_buffer *buf = make_frame(c, &frames[0], 1);
+	int sv[2], fds[VMS_MAX_FRAMES + 1], bad = -1;
+
+	for (int i = 0; i <= VMS_MAX_FRAMES; i++) {
+		frames[i] = frames[0];
+		fds[i] = vms_buffer_fd(buf);
+	}
+	pair(SOCK_STREAM, sv);
+	VMT_ASSERT_EQ(vms_send(sv[0], frames, fds, 0), -EINVAL);
+	VMT_ASSERT_EQ(vms_send(sv[0], frames, fds, VMS_MAX_FRAMES + 1), -EINVAL);
+	VMT_ASSERT_EQ(vms_send(sv[0], frames, &bad, 1), -EBADF);
+	VMT_ASSERT_EQ(vms_send(sv[0], NULL, fds, 1), -EINVAL);
+	close(sv[1]);
+	/* The peer is gone: an error, and no SIGPIPE. */
+	VMT_ASSERT_EQ(vms_send(sv[0], frames, fds, 1), -EPIPE);
+	close(sv[0]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+static const struct vmt_test tests[] = {
+	VMT_TEST(stream_one),
+	VMT_TEST(stream_many),
+	VMT_TEST(seqpacket_one),
+	VMT_TEST(seqpacket_many),
+	VMT_TEST(good_message_accepted),
+	VMT_TEST(bad_magic),
+	VMT_TEST(unknown_version),
+	VMT_TEST(other_frame_size),
+	VMT_TEST(zero_frames),
+	VMT_TEST(too_many_frames),
+	VMT_TEST(no_fd),
+	VMT_TEST(extra_fd),
+	VMT_TEST(fds_truncated),
+	VMT_TEST(fewer_fds_than_frames),
+	VMT_TEST(size_beyond_fd),
+	VMT_TEST(offset_past_end),
+	VMT_TEST(rows_past_end),
+	VMT_TEST(stride_too_small),
+	VMT_TEST(absurd_stride),
+	VMT_TEST(offset_wraps),
+	VMT_TEST(unknown_format),
+	VMT_TEST(wrong_plane_count),
+	VMT_TEST(zero_width),
+	VMT_TEST(unknown_frame_flag),
+	VMT_TEST(nonzero_reserved),
+	VMT_TEST(stray_unused_plane),
+	VMT_TEST(more_frames_than_room),
+	VMT_TEST(oversized_record),
+	VMT_TEST(peer_closes_mid_message),
+	VMT_TEST(peer_closes_between_messages),
+	VMT_TEST(partial_reads),
+	VMT_TEST(interrupted_by_signal),
+	VMT_TEST(send_errors),
+};
+
+int main(int argc, char **argv)
+{
+	return vmt_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]),
+			NULL);
+}
