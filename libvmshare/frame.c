@@ -64,13 +64,27 @@ int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size)
 	return 0;
 }
 
+uint64_t vms_format_layout(const struct vms_format *fmt, uint32_t height,
+			   uint32_t stride, uint64_t plane_offsets[],
+			   uint32_t strides[])
+{
+	uint64_t next = 0;
+
+	for (uint32_t i = 0; i < fmt->n_planes; i++) {
+		strides[i] = i ? (uint32_t)((uint64_t)stride * fmt->cpp[i] /
+					    fmt->cpp[0] / fmt->hsub) : stride;
+		plane_offsets[i] = next;
+		next += (uint64_t)plane_dim(height, i, fmt->vsub) * strides[i];
+	}
+	return next;
+}
+
 VMS_EXPORT int vms_frame_describe(struct vms_frame *frame,
 				  const struct vms_buffer *buf, uint32_t width,
 				  uint32_t height, uint32_t fourcc,
 				  uint32_t stride)
 {
 	const struct vms_format *fmt = vms_format_lookup(fourcc);
-	uint64_t next;
 
 	if (!frame || !buf || !fmt)
 		return -EINVAL;
@@ -84,17 +98,11 @@ VMS_EXPORT int vms_frame_describe(struct vms_frame *frame,
 	};
 
 	/* Later planes: where they were exported from, else packed after. */
-	next = vms_buffer_offset(buf);
-	for (uint32_t i = 0; i < fmt->n_planes; i++) {
-		uint32_t rows = plane_dim(height, i, fmt->vsub);
-
-		frame->strides[i] = i ? (uint32_t)((uint64_t)stride * fmt->cpp[i] /
-						   fmt->cpp[0] / fmt->hsub) :
-					stride;
+	vms_format_layout(fmt, height, stride, frame->plane_offsets,
+			  frame->strides);
+	for (uint32_t i = 0; i < fmt->n_planes; i++)
 		frame->plane_offsets[i] = i < vms_buffer_range_count(buf) ?
-			vms_buffer_range_offset(buf, i) : next;
-		next = frame->plane_offsets[i] +
-		       (uint64_t)rows * frame->strides[i];
-	}
+			vms_buffer_range_offset(buf, i) :
+			frame->plane_offsets[i] + vms_buffer_offset(buf);
 	return vms_frame_check(frame, frame->size) ? -EINVAL : 0;
 }

@@ -39,6 +39,14 @@ struct vms_format {
 
 const struct vms_format *vms_format_lookup(uint32_t fourcc);
 
+/*
+ * Packed plane layout of a frame with @stride bytes per row of plane 0:
+ * fills offsets (from 0) and strides, returns the total length.
+ */
+uint64_t vms_format_layout(const struct vms_format *fmt, uint32_t height,
+			   uint32_t stride, uint64_t plane_offsets[],
+			   uint32_t strides[]);
+
 /* Checks a frame's layout against an object of @fd_size bytes. */
 int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size);
 

@@ -291,6 +291,109 @@ bool vms_mapping_is_readonly(const struct vms_mapping *map);
 int vms_mapping_begin_cpu_access(struct vms_mapping *map, uint32_t access);
 int vms_mapping_end_cpu_access(struct vms_mapping *map, uint32_t access);
 
+#ifdef VMSHARE_HAVE_WAYLAND
+/*
+ * Wayland: memory to wl_buffers.  Present when libvmshare was built with
+ * libwayland; its pkg-config file then defines VMSHARE_HAVE_WAYLAND.
+ */
+struct wl_display;
+struct wl_buffer;
+
+/** A connection's dma-buf and shm globals, bound for libvmshare's use. */
+struct vms_wl;
+/** One frame's memory presented as a wl_buffer. */
+struct vms_wl_buffer;
+
+/** How a vms_wl_buffer reaches the compositor. */
+enum vms_wl_path {
+	/** zwp_linux_dmabuf_v1 with a dma-buf of the memory: no copy. */
+	VMS_WL_PATH_DMABUF = 1,
+	/** A wl_shm pool the memory is copied into by vms_wl_buffer_update(). */
+	VMS_WL_PATH_SHM = 2,
+};
+
+/** Flags of vms_wl_create(). */
+enum vms_wl_flags {
+	/** Never use linux-dmabuf (as if the compositor lacked it). */
+	VMS_WL_NO_DMABUF = 1u << 0,
+};
+
+/**
+ * Binds zwp_linux_dmabuf_v1 (version 3 at most) and wl_shm of @p display
+ * on a private event queue, and learns which formats the compositor takes
+ * with which modifiers (two roundtrips).
+ *
+ * @param ctx      the context exports go through; must outlive the result
+ * @param display  the application's connection; must outlive the result
+ * @param flags    enum vms_wl_flags
+ * @return the object, or NULL with errno set (EINVAL for bad arguments,
+ *         EPROTO when the compositor offers neither linux-dmabuf nor
+ *         wl_shm, EPIPE when the connection failed)
+ */
+struct vms_wl *vms_wl_create(struct vms_context *ctx,
+			     struct wl_display *display, uint32_t flags);
+
+/** Destroys the object; its buffers must be destroyed first.  Accepts NULL. */
+void vms_wl_destroy(struct vms_wl *wl);
+
+/**
+ * @return whether the compositor takes @p fourcc as a dma-buf (with the
+ *         linear or the implicit modifier)
+ */
+bool vms_wl_supports_dmabuf(const struct vms_wl *wl, uint32_t fourcc);
+
+/**
+ * Presents @p height rows of @p stride bytes at @p data (for NV12, the
+ * chroma plane follows the luma plane directly) as a wl_buffer.  The
+ * memory is exported and imported once; when the same memory with the
+ * same layout is presented again while its buffer lives, that buffer is
+ * returned again with one more reference.  Falls back to a wl_shm pool
+ * when the compositor lacks linux-dmabuf or the format, vmemexp is
+ * missing or refuses the memory, or the compositor refuses the import;
+ * vms_wl_buffer_path() and vms_wl_buffer_fallback_reason() say so.
+ *
+ * The wl_buffer's events are dispatched on the display's default queue.
+ *
+ * @return the buffer, or NULL with errno set: EINVAL for a bad layout,
+ *         ENOTSUP when neither path takes @p fourcc, EPIPE when the
+ *         connection failed
+ */
+struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl, void *data,
+					   uint32_t width, uint32_t height,
+					   uint32_t stride, uint32_t fourcc);
+
+/** Drops one reference; the last destroys the wl_buffer.  Accepts NULL. */
+void vms_wl_buffer_destroy(struct vms_wl_buffer *buf);
+
+/** @return the wl_buffer to attach; owned by @p buf. */
+struct wl_buffer *vms_wl_buffer_get(const struct vms_wl_buffer *buf);
+
+/**
+ * Makes what was drawn into the memory visible to the compositor; call
+ * after drawing and before attaching.  The dma-buf path only ends CPU
+ * access; the shm path copies the memory into its pool.
+ *
+ * @return 0, or -EBUSY when the compositor still holds the buffer (the
+ *         shm copy would change what it reads), or another negative errno
+ */
+int vms_wl_buffer_update(struct vms_wl_buffer *buf);
+
+/** @return whether the compositor holds the buffer (attached, not released). */
+bool vms_wl_buffer_is_busy(const struct vms_wl_buffer *buf);
+
+/**
+ * Marks the buffer as held by the compositor: call when committing it
+ * attached; the compositor's wl_buffer.release clears it.
+ */
+void vms_wl_buffer_mark_busy(struct vms_wl_buffer *buf);
+
+/** @return the path the buffer takes. */
+enum vms_wl_path vms_wl_buffer_path(const struct vms_wl_buffer *buf);
+
+/** @return why a VMS_WL_PATH_SHM buffer is not a dma-buf, or NULL. */
+const char *vms_wl_buffer_fallback_reason(const struct vms_wl_buffer *buf);
+#endif /* VMSHARE_HAVE_WAYLAND */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory to wl_buffers: a dma-buf of the memory through
+ * zwp_linux_dmabuf_v1 where the compositor and vmemexp allow it, else a
+ * wl_shm pool the memory is copied into.  libvmshare's globals live on a
+ * private event queue so the application's own dispatching never sees
+ * them; only the wl_buffers move to the default queue, where the
+ * application expects their release events.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <wayland-client.h>
+
+#include "linux-dmabuf-unstable-v1-client-protocol.h"
+#include "private.h"
+
+#define DRM_FORMAT_MOD_LINEAR 0ull
+#define DRM_FORMAT_MOD_INVALID 0x00ffffffffffffffull
+#define FOURCC_ARGB8888 0x34325241u
+#define FOURCC_XRGB8888 0x34325258u
+#define MAX_FORMATS 128
+
+/* What the compositor takes as a dma-buf, per format. */
+struct dmabuf_format {
+	uint32_t fourcc;
+	bool linear;	/* DRM_FORMAT_MOD_LINEAR offered */
+	bool implicit;	/* DRM_FORMAT_MOD_INVALID offered (or v1/v2 format) */
+};
+
+struct vms_wl {
+	struct vms_context *ctx;
+	struct wl_display *display;
+	struct wl_event_queue *queue;
+	struct wl_registry *registry;
+	struct zwp_linux_dmabuf_v1 *dmabuf;
+	struct wl_shm *shm;
+	struct dmabuf_format formats[MAX_FORMATS];
+	size_t n_formats;
+	uint32_t shm_formats[MAX_FORMATS];
+	size_t n_shm_formats;
+	struct wl_list buffers;	/* vms_wl_buffer.link, for reuse */
+	uint32_t flags;
+};
+
+struct vms_wl_buffer {
+	struct vms_wl *wl;
+	struct wl_list link;
+	int refs;
+	void *data;
+	uint32_t width, height, stride, fourcc;
+	size_t len;
+	enum vms_wl_path path;
+	struct wl_buffer *buffer;
+	struct vms_buffer *export;	/* dma-buf path */
+	void *pool;			/* shm path: our mapping of the pool */
+	bool busy;
+	/* The answer to zwp_linux_buffer_params_v1.create. */
+	bool import_answered;
+	char reason[192];
+};
+
+static struct dmabuf_format *find_format(struct vms_wl *wl, uint32_t fourcc,
+					 bool add)
+{
+	for (size_t i = 0; i < wl->n_formats; i++)
+		if (wl->formats[i].fourcc == fourcc)
+			return &wl->formats[i];
+	if (!add || wl->n_formats == MAX_FORMATS)
+		return NULL;
+	wl->formats[wl->n_formats] = (struct dmabuf_format){ .fourcc = fourcc };
+	return &wl->formats[wl->n_formats++];
+}
+
+static void dmabuf_format(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
+			  uint32_t fourcc)
+{
+	struct dmabuf_format *f = find_format(data, fourcc, true);
+
+	(void)dmabuf;
+	/* Version 1 and 2 formats carry no modifier: the implicit one. */
+	if (f)
+		f->implicit = true;
+}
+
+static void dmabuf_modifier(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
+			    uint32_t fourcc, uint32_t hi, uint32_t lo)
+{
+	struct dmabuf_format *f = find_format(data, fourcc, true);
+	uint64_t modifier = (uint64_t)hi << 32 | lo;
+
+	(void)dmabuf;
+	if (f && modifier == DRM_FORMAT_MOD_LINEAR)
+		f->linear = true;
+	if (f && modifier == DRM_FORMAT_MOD_INVALID)
+		f->implicit = true;
+}
+
+static const struct zwp_linux_dmabuf_v1_listener dmabuf_listener = {
+	.format = dmabuf_format,
+	.modifier = dmabuf_modifier,
+};
+
+static void shm_format(void *data, struct wl_shm *shm, uint32_t format)
+{
+	struct vms_wl *wl = data;
+
+	(void)shm;
+	if (wl->n_shm_formats < MAX_FORMATS)
+		wl->shm_formats[wl->n_shm_formats++] = format;
+}
+
+static const struct wl_shm_listener shm_listener = {
+	.format = shm_format,
+};
+
+static void registry_global(void *data, struct wl_registry *registry,
+			    uint32_t name, const char *interface,
+			    uint32_t version)
+{
+	struct vms_wl *wl = data;
+
+	if (!strcmp(interface, zwp_linux_dmabuf_v1_interface.name) &&
+	    version >= 2 && !(wl->flags & VMS_WL_NO_DMABUF) && !wl->dmabuf) {
+		/* Version 4 replaces modifier events by feedback objects. */
+		wl->dmabuf = wl_registry_bind(registry, name,
+					      &zwp_linux_dmabuf_v1_interface,
+					      version < 3 ? version : 3);
+		zwp_linux_dmabuf_v1_add_listener(wl->dmabuf, &dmabuf_listener,
+						 wl);
+	} else if (!strcmp(interface, wl_shm_interface.name) && !wl->shm) {
+		wl->shm = wl_registry_bind(registry, name, &wl_shm_interface, 1);
+		wl_shm_add_listener(wl->shm, &shm_listener, wl);
+	}
+}
+
+static void registry_global_remove(void *data, struct wl_registry *registry,
+				   uint32_t name)
+{
+	(void)data;
+	(void)registry;
+	(void)name;
+}
+
+static const struct wl_registry_listener registry_listener = {
+	.global = registry_global,
+	.global_remove = registry_global_remove,
+};
+
+static const char *fourcc_name(uint32_t fourcc, char name[5])
+{
+	for (int i = 0; i < 4; i++) {
+		char c = (char)(fourcc >> (8 * i));
+
+		name[i] = c >= ' ' && c <= '~' ? c : '?';
+	}
+	name[4] = '\0';
+	return name;
+}
+
+VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
+					struct wl_display *display,
+					uint32_t flags)
+{
+	struct wl_display *wrapper;
+	struct vms_wl *wl;
+	int err = EPIPE;
+
+	if (!ctx || !display || (flags & ~(uint32_t)VMS_WL_NO_DMABUF)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	wl = calloc(1, sizeof(*wl));
+	if (!wl)
+		return NULL;
+	wl->ctx = ctx;
+	wl->display = display;
+	wl->flags = flags;
+	wl_list_init(&wl->buffers);
+	wl->queue = wl_display_create_queue(display);
+	wrapper = wl->queue ? wl_proxy_create_wrapper(display) : NULL;
+	if (!wrapper) {
+		err = ENOMEM;
+		goto err;
+	}
+	wl_proxy_set_queue((struct wl_proxy *)wrapper, wl->queue);
+	wl->registry = wl_display_get_registry(wrapper);
+	wl_proxy_wrapper_destroy(wrapper);
+	if (!wl->registry)
+		goto err;
+	wl_registry_add_listener(wl->registry, &registry_listener, wl);
+
+	/* The globals, then the formats the bound globals announce. */
+	if (wl_display_roundtrip_queue(display, wl->queue) < 0 ||
+	    wl_display_roundtrip_queue(display, wl->queue) < 0)
+		goto err;
+	if (!wl->dmabuf && !wl->shm) {
+		err = EPROTO;
+		goto err;
+	}
+	vms_log(ctx, "compositor: linux-dmabuf %s (%zu formats), wl_shm %s",
+		wl->dmabuf ? "bound" : "absent", wl->n_formats,
+		wl->shm ? "bound" : "absent");
+	return wl;
+
+err:
+	vms_wl_destroy(wl);
+	errno = err;
+	return NULL;
+}
+
+VMS_EXPORT void vms_wl_destroy(struct vms_wl *wl)
+{
+	if (!wl)
+		return;
+	if (wl->dmabuf)
+		zwp_linux_dmabuf_v1_destroy(wl->dmabuf);
+	if (wl->shm)
+		wl_shm_destroy(wl->shm);
+	if (wl->registry)
+		wl_registry_destroy(wl->registry);
+	if (wl->queue)
+		wl_event_queue_destroy(wl->queue);
+	free(wl);
+}
+
+VMS_EXPORT bool vms_wl_supports_dmabuf(const struct vms_wl *wl,
+				       uint32_t fourcc)
+{
+	for (size_t i = 0; i < wl->n_formats; i++)
+		if (wl->formats[i].fourcc == fourcc)
+			return wl->formats[i].linear || wl->formats[i].implicit;
+	return false;
+}
+
+static void buffer_release(void *data, struct wl_buffer *buffer)
+{
+	struct vms_wl_buffer *buf = data;
+
+	(void)buffer;
+	buf->busy = false;
+}
+
+static const struct wl_buffer_listener buffer_listener = {
+	.release = buffer_release,
+};
+
+static void params_created(void *data,
+			   struct zwp_linux_buffer_params_v1 *params,
+			   struct wl_buffer *buffer)
+{
+	struct vms_wl_buffer *buf = data;
+
+	(void)params;
+	buf->buffer = buffer;
+	buf->import_answered = true;
+}
+
+static void params_failed(void *data, struct zwp_linux_buffer_params_v1 *params)
+{
+	struct vms_wl_buffer *buf = data;
+
+	(void)params;
+	buf->import_answered = true;
+}
+
+static const struct zwp_linux_buffer_params_v1_listener params_listener = {
+	.created = params_created,
+	.failed = params_failed,
+};
+
+/*
+ * Exports the memory and asks the compositor to import it.  Returns 0,
+ * a positive errno with buf->reason set when the shm path should be tried
+ * instead, or a negative errno for a failed connection.
+ */
+static int create_dmabuf(struct vms_wl_buffer *buf,
+			 const struct vms_format *fmt)
+{
+	struct vms_wl *wl = buf->wl;
+	struct dmabuf_format *f = find_format(wl, buf->fourcc, false);
+	struct zwp_linux_buffer_params_v1 *params;
+	uint64_t offsets[VMS_MAX_PLANES], modifier;
+	uint32_t strides[VMS_MAX_PLANES];
+	char name[5];
+
+	fourcc_name(buf->fourcc, name);
+	if (!wl->dmabuf) {
+		snprintf(buf->reason, sizeof(buf->reason), "%s",
+			 wl->flags & VMS_WL_NO_DMABUF ?
+			 "linux-dmabuf disabled by VMS_WL_NO_DMABUF" :
+			 "the compositor offers no zwp_linux_dmabuf_v1");
+		return ENOTSUP;
+	}
+	if (!f || (!f->linear && !f->implicit)) {
+		snprintf(buf->reason, sizeof(buf->reason),
+			 "the compositor takes no %s dma-buf", name);
+		return ENOTSUP;
+	}
+	/*
+	 * Our memory is linear.  A compositor that lists only the implicit
+	 * modifier (Weston 10 on a software renderer) takes linear buffers
+	 * that way; insisting on LINEAR would leave the dma-buf path unused.
+	 */
+	modifier = f->linear ? DRM_FORMAT_MOD_LINEAR : DRM_FORMAT_MOD_INVALID;
+	if (!f->linear)
+		vms_log(wl->ctx, "%s: only the implicit modifier is offered; using it",
+			name);
+
+	buf->export = vms_buffer_export(wl->ctx, buf->data, buf->len,
+					VMS_EXPORT_ZERO_COPY);
+	if (!buf->export) {
+		int err = errno;
+
+		snprintf(buf->reason, sizeof(buf->reason), "vmemexp %s (%s)",
+			 err == ENODEV ? "is not available" :
+					 "refused the memory",
+			 strerror(err));
+		return err;
+	}
+
+	params = zwp_linux_dmabuf_v1_create_params(wl->dmabuf);
+	zwp_linux_buffer_params_v1_add_listener(params, &params_listener, buf);
+	vms_format_layout(fmt, buf->height, buf->stride, offsets, strides);
+	for (uint32_t i = 0; i < fmt->n_planes; i++)
+		zwp_linux_buffer_params_v1_add(params,
+			vms_buffer_fd(buf->export), i,
+			(uint32_t)(vms_buffer_offset(buf->export) + offsets[i]),
+			strides[i], (uint32_t)(modifier >> 32),
+			(uint32_t)modifier);
+	zwp_linux_buffer_params_v1_create(params, (int32_t)buf->width,
+					  (int32_t)buf->height, buf->fourcc, 0);
+	while (!buf->import_answered)
+		if (wl_display_dispatch_queue(wl->display, wl->queue) < 0)
+			break;
+	zwp_linux_buffer_params_v1_destroy(params);
+	if (!buf->import_answered)
+		return -EPIPE;
+	if (!buf->buffer) {
+		vms_buffer_destroy(buf->export);
+		buf->export = NULL;
+		snprintf(buf->reason, sizeof(buf->reason),
+			 "the compositor refused the %s dma-buf import", name);
+		return EINVAL;
+	}
+	buf->path = VMS_WL_PATH_DMABUF;
+	return 0;
+}
+
+static uint32_t shm_format_of(uint32_t fourcc)
+{
+	/* wl_shm's two original formats are not their fourccs. */
+	if (fourcc == FOURCC_ARGB8888)
+		return WL_SHM_FORMAT_ARGB8888;
+	if (fourcc == FOURCC_XRGB8888)
+		return WL_SHM_FORMAT_XRGB8888;
+	return fourcc;
+}
+
+static int create_shm(struct vms_wl_buffer *buf)
+{
+	struct vms_wl *wl = buf->wl;
+	uint32_t format = shm_format_of(buf->fourcc);
+	struct wl_shm_pool *pool;
+	bool offered = format <= WL_SHM_FORMAT_XRGB8888;
+	int fd, err;
+
+	for (size_t i = 0; i < wl->n_shm_formats; i++)
+		offered |= wl->shm_formats[i] == format;
+	if (!wl->shm || !offered)
+		return -ENOTSUP;
+
+	fd = vms_memfd_create("vmshare-wl-shm", buf->len);
+	if (fd < 0)
+		return fd;
+	buf->pool = mmap(NULL, buf->len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 fd, 0);
+	if (buf->pool == MAP_FAILED) {
+		err = -errno;
+		buf->pool = NULL;
+		close(fd);
+		return err;
+	}
+	memcpy(buf->pool, buf->data, buf->len);
+	pool = wl_shm_create_pool(wl->shm, fd, (int32_t)buf->len);
+	buf->buffer = wl_shm_pool_create_buffer(pool, 0, (int32_t)buf->width,
+						(int32_t)buf->height,
+						(int32_t)buf->stride, format);
+	wl_shm_pool_destroy(pool);
+	close(fd);
+	if (!buf->buffer)
+		return -ENOMEM;
+	buf->path = VMS_WL_PATH_SHM;
+	return 0;
+}
+
+static struct vms_wl_buffer *find_buffer(struct vms_wl *wl, void *data,
+					 uint32_t width, uint32_t height,
+					 uint32_t stride, uint32_t fourcc)
+{
+	struct vms_wl_buffer *buf;
+
+	wl_list_for_each(buf, &wl->buffers, link)
+		if (buf->data == data && buf->width == width &&
+		    buf->height == height && buf->stride == stride &&
+		    buf->fourcc == fourcc)
+			return buf;
+	return NULL;
+}
+
+static void free_buffer(struct vms_wl_buffer *buf)
+{
+	if (buf->buffer)
+		wl_buffer_destroy(buf->buffer);
+	vms_buffer_destroy(buf->export);
+	if (buf->pool)
+		munmap(buf->pool, buf->len);
+	free(buf);
+}
+
+VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
+						      void *data,
+						      uint32_t width,
+						      uint32_t height,
+						      uint32_t stride,
+						      uint32_t fourcc)
+{
+	const struct vms_format *fmt = vms_format_lookup(fourcc);
+	uint64_t offsets[VMS_MAX_PLANES], len;
+	uint32_t strides[VMS_MAX_PLANES];
+	struct vms_wl_buffer *buf;
+	int ret;
+	char name[5];
+
+	if (!wl || !data || !fmt || !fourcc || !width || !height ||
+	    width > INT32_MAX || height > INT32_MAX || stride > INT32_MAX ||
+	    (uint64_t)width * fmt->cpp[0] > stride) {
+		errno = EINVAL;
+		return NULL;
+	}
+	buf = find_buffer(wl, data, width, height, stride, fourcc);
+	if (buf) {
+		buf->refs++;
+		return buf;
+	}
+	len = vms_format_layout(fmt, height, stride, offsets, strides);
+	if (len > INT32_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+
+	buf = calloc(1, sizeof(*buf));
+	if (!buf)
+		return NULL;
+	*buf = (struct vms_wl_buffer){
+		.wl = wl, .refs = 1, .data = data, .width = width,
+		.height = height, .stride = stride, .fourcc = fourcc,
+		.len = (size_t)len,
+	};
+	fourcc_name(fourcc, name);
+
+	ret = create_dmabuf(buf, fmt);
+	if (ret > 0) {
+		vms_log(wl->ctx, "%ux%u %s at %p: %s: falling back to wl_shm",
+			width, height, name, data, buf->reason);
+		ret = create_shm(buf);
+	}
+	if (ret < 0) {
+		free_buffer(buf);
+		errno = wl_display_get_error(wl->display) ? EPIPE : -ret;
+		return NULL;
+	}
+	/* The application dispatches the buffer's release events. */
+	wl_proxy_set_queue((struct wl_proxy *)buf->buffer, NULL);
+	wl_buffer_add_listener(buf->buffer, &buffer_listener, buf);
+	wl_list_insert(&wl->buffers, &buf->link);
+	if (buf->path == VMS_WL_PATH_DMABUF)
+		vms_log(wl->ctx, "%ux%u %s at %p: dma-buf wl_buffer, no copy",
+			width, height, name, data);
+	return buf;
+}
+
+VMS_EXPORT void vms_wl_buffer_destroy(struct vms_wl_buffer *buf)
+{
+	if (!buf || --buf->refs > 0)
+		return;
+	wl_list_remove(&buf->link);
+	free_buffer(buf);
+}
+
+VMS_EXPORT struct wl_buffer *vms_wl_buffer_get(const struct vms_wl_buffer *buf)
+{
+	return buf->buffer;
+}
+
+VMS_EXPORT int vms_wl_buffer_update(struct vms_wl_buffer *buf)
+{
+	if (buf->path == VMS_WL_PATH_DMABUF)
+		return vms_buffer_end_cpu_access(buf->export, VMS_ACCESS_WRITE);
+	if (buf->busy)
+		return -EBUSY;
+	memcpy(buf->pool, buf->data, buf->len);
+	return 0;
+}
+
+VMS_EXPORT bool vms_wl_buffer_is_busy(const struct vms_wl_buffer *buf)
+{
+	return buf->busy;
+}
+
+VMS_EXPORT void vms_wl_buffer_mark_busy(struct vms_wl_buffer *buf)
+{
+	buf->busy = true;
+}
+
+VMS_EXPORT enum vms_wl_path vms_wl_buffer_path(const struct vms_wl_buffer *buf)
+{
+	return buf->path;
+}
+
+VMS_EXPORT const char *vms_wl_buffer_fallback_reason(
+	const struct vms_wl_buffer *buf)
+{
+	return buf->path == VMS_WL_PATH_SHM ? buf->reason : NULL;
+}
