@@ -13,10 +13,23 @@
 struct dma_buf;
 
 /**
+ * struct vmemexp_run - physically contiguous pinned pages
+ * @page: the first page of the run
+ * @pgoff: where the run starts in the buffer, in pages; a run ends where
+ *	the next begins
+ */
+struct vmemexp_run {
+	struct page *page;
+	pgoff_t pgoff;
+};
+
+/**
  * struct vmemexp_buffer - pinned pages behind one exported dma-buf
- * @pages: the pinned pages, in address order.
- * @nr_pages: number of entries in @pages.
- * @nr_segments: physically contiguous runs in @pages.
+ * @runs: the pinned pages as physically contiguous runs, in address order;
+ *	merged once at export so unpinning, DMA tables and faults work per
+ *	run instead of per page
+ * @nr_runs: entries in @runs
+ * @nr_pages: pages in the buffer
  * @writable: pinned with FOLL_WRITE; importers may write.
  * @mm: the exporter's mm, charged in pinned_vm for @nr_pages; held with
  *	mmgrab() so the charge can be returned after the exporter exits.
@@ -24,15 +37,24 @@ struct dma_buf;
  * @vaddr: kernel mapping while vmapped, for cache maintenance.
  */
 struct vmemexp_buffer {
-	struct page **pages;
+	struct vmemexp_run *runs;
+	unsigned int nr_runs;
 	unsigned long nr_pages;
-	unsigned int nr_segments;
 	bool writable;
 	struct mm_struct *mm;
 	struct mutex lock;	/* protects @attachments and @vaddr */
 	struct list_head attachments;
 	void *vaddr;
 };
+
+static inline unsigned long vmemexp_run_pages(const struct vmemexp_buffer *buf,
+					      unsigned int i)
+{
+	pgoff_t end = i + 1 < buf->nr_runs ? buf->runs[i + 1].pgoff :
+					     buf->nr_pages;
+
+	return end - buf->runs[i].pgoff;
+}
 
 struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 					  unsigned long nr_pages,

@@ -64,6 +64,35 @@ static void vmemexp_detach(struct dma_buf *dmabuf,
 	kfree(a);
 }
 
+/* One entry per run, split where the device's segments are shorter. */
+static int vmemexp_fill_table(const struct vmemexp_buffer *buf,
+			      struct sg_table *sgt, unsigned int max_segment)
+{
+	unsigned long max_pages = max_segment >> PAGE_SHIFT, left, n;
+	unsigned int i, nents = 0;
+	struct scatterlist *sg;
+	struct page *page;
+	int ret;
+
+	for (i = 0; i < buf->nr_runs; i++)
+		nents += DIV_ROUND_UP(vmemexp_run_pages(buf, i), max_pages);
+	ret = sg_alloc_table(sgt, nents, GFP_KERNEL);
+	if (ret)
+		return ret;
+
+	sg = sgt->sgl;
+	for (i = 0; i < buf->nr_runs; i++) {
+		page = buf->runs[i].page;
+		for (left = vmemexp_run_pages(buf, i); left; left -= n) {
+			n = min(left, max_pages);
+			sg_set_page(sg, page, n << PAGE_SHIFT, 0);
+			page = nth_page(page, n);
+			sg = sg_next(sg);
+		}
+	}
+	return 0;
+}
+
 /*
  * Every attachment gets its own table, mapped for its own device: sharing
  * one table between importers (as the driver this grew from did) hands one
@@ -86,7 +115,8 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	if (!buf->writable)
 		dir = DMA_TO_DEVICE;
 
-	if (max_segment < PAGE_SIZE)
+	max_segment = round_down(max_segment, PAGE_SIZE);
+	if (!max_segment)
 		return ERR_PTR(-EINVAL);
 
 	mutex_lock(&buf->lock);
@@ -99,9 +129,7 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	if (!sgt)
 		return ERR_PTR(-ENOMEM);
 
-	ret = sg_alloc_table_from_pages_segment(sgt, buf->pages, buf->nr_pages,
-						0, buf->nr_pages << PAGE_SHIFT,
-						max_segment, GFP_KERNEL);
+	ret = vmemexp_fill_table(buf, sgt, max_segment);
 	if (ret)
 		goto err_free;
 
@@ -143,19 +171,39 @@ static void vmemexp_release(struct dma_buf *dmabuf)
 	vmemexp_buffer_unpin(dmabuf->priv);
 }
 
+/* The run holding page @pgoff of the buffer. */
+static unsigned int vmemexp_find_run(const struct vmemexp_buffer *buf,
+				     pgoff_t pgoff)
+{
+	unsigned int lo = 0, hi = buf->nr_runs, mid;
+
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (buf->runs[mid].pgoff <= pgoff)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static vm_fault_t vmemexp_vm_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct vmemexp_buffer *buf = vma->vm_private_data;
 	unsigned long addr = vmf->address & PAGE_MASK;
-	pgoff_t pgoff = vmf->pgoff;
-	unsigned int i;
+	pgoff_t pgoff = vmf->pgoff, run_end;
+	unsigned int i, run;
+	unsigned long pfn;
 	vm_fault_t ret;
 
 	if (pgoff >= buf->nr_pages)
 		return VM_FAULT_SIGBUS;
 
-	ret = vmf_insert_pfn(vma, addr, page_to_pfn(buf->pages[pgoff]));
+	run = vmemexp_find_run(buf, pgoff);
+	run_end = buf->runs[run].pgoff + vmemexp_run_pages(buf, run);
+	pfn = page_to_pfn(buf->runs[run].page) + (pgoff - buf->runs[run].pgoff);
+	ret = vmf_insert_pfn(vma, addr, pfn);
 	if (ret & VM_FAULT_ERROR)
 		return ret;
 
@@ -163,10 +211,16 @@ static vm_fault_t vmemexp_vm_fault(struct vm_fault *vmf)
 	for (i = 1; i < VMEMEXP_FAULT_AROUND_PAGES; i++) {
 		addr += PAGE_SIZE;
 		pgoff++;
+		pfn++;
 		if (addr >= vma->vm_end || pgoff >= buf->nr_pages)
 			break;
-		if (vmf_insert_pfn(vma, addr, page_to_pfn(buf->pages[pgoff])) &
-		    VM_FAULT_ERROR)
+		if (pgoff == run_end) {
+			run++;
+			run_end = buf->runs[run].pgoff +
+				  vmemexp_run_pages(buf, run);
+			pfn = page_to_pfn(buf->runs[run].page);
+		}
+		if (vmf_insert_pfn(vma, addr, pfn) & VM_FAULT_ERROR)
 			break;
 	}
 	return ret;
@@ -219,12 +273,23 @@ static int vmemexp_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct vmemexp_buffer *buf = dmabuf->priv;
+	unsigned long n = 0, j;
+	struct page **pages;
+	unsigned int i;
 	void *vaddr;
 
 	if (!buf->writable)
 		return -EACCES;
 
-	vaddr = vmap(buf->pages, buf->nr_pages, VM_MAP, PAGE_KERNEL);
+	/* vmap() wants every page; only this rare path pays for the array. */
+	pages = kvmalloc_array(buf->nr_pages, sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		return -ENOMEM;
+	for (i = 0; i < buf->nr_runs; i++)
+		for (j = 0; j < vmemexp_run_pages(buf, i); j++)
+			pages[n++] = nth_page(buf->runs[i].page, j);
+	vaddr = vmap(pages, n, VM_MAP, PAGE_KERNEL);
+	kvfree(pages);
 	if (!vaddr)
 		return -ENOMEM;
 

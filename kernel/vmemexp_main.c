@@ -93,7 +93,7 @@ static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
 	arg.fd = fd;
 	arg.offset = arg.addr - start;
 	arg.size = end - start;
-	arg.nr_segments = buf->nr_segments;
+	arg.nr_segments = buf->nr_runs;
 
 	/* Install the fd only once userspace is sure to learn its number. */
 	if (copy_to_user(uarg, &arg, sizeof(arg))) {

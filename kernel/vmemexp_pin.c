@@ -11,15 +11,19 @@
 #include "vmemexp.h"
 
 /*
- * pin_user_pages_fast() takes an int count; pinning in bounded batches also
- * lets a fatal signal interrupt a very large export between batches.
+ * GUP fills one page pointer per page; a page's worth of them is pinned at
+ * a time and folded into runs at once, so no per-page array as large as
+ * the export is ever allocated, and a fatal signal can interrupt a large
+ * export between batches.
  */
-#define VMEMEXP_PIN_BATCH	(SZ_64M >> PAGE_SHIFT)
+#define VMEMEXP_PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
+#define VMEMEXP_MIN_RUNS	8
 
 /*
- * GUP reports every unexportable range as -EFAULT.  Walking the VMAs first
- * gives each cause its own errno, so callers can tell a hole from a
- * permission problem from a driver mapping that has no pages to pin.
+ * GUP reports every unexportable range as -EFAULT.  Walking the VMAs after
+ * a failed pin gives each cause its own errno, so callers can tell a hole
+ * from a permission problem from a driver mapping that has no pages to pin;
+ * returns 0 when the VMAs explain nothing (a race with munmap, say).
  */
 static int vmemexp_check_vmas(struct mm_struct *mm, unsigned long start,
 			      unsigned long end, bool writable)
@@ -81,48 +85,96 @@ static void vmemexp_fault_in_writable(struct mm_struct *mm,
 	}
 }
 
-static int vmemexp_pin_pages(unsigned long start, unsigned long nr_pages,
-			     unsigned int gup_flags, struct page **pages)
+/*
+ * Appends pinned pages to the buffer's runs, merging physically contiguous
+ * ones.  Returns how many were added; fewer than @n only when the run array
+ * could not grow.
+ */
+static unsigned long vmemexp_add_pages(struct vmemexp_buffer *buf,
+				       unsigned int *capacity,
+				       struct page **pages, unsigned long n)
 {
-	unsigned long done = 0;
-	int ret;
-
-	while (done < nr_pages) {
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
-			goto err_unpin;
-		}
-		ret = pin_user_pages_fast(start + (done << PAGE_SHIFT),
-					  min_t(unsigned long, nr_pages - done,
-						VMEMEXP_PIN_BATCH),
-					  gup_flags, pages + done);
-		if (ret <= 0) {
-			ret = ret ? ret : -EFAULT;
-			goto err_unpin;
-		}
-		done += ret;
-	}
-	return 0;
-
-err_unpin:
-	unpin_user_pages(pages, done);
-	return ret;
-}
-
-static unsigned int vmemexp_count_segments(struct page **pages,
-					   unsigned long nr_pages)
-{
-	unsigned long prev_pfn = page_to_pfn(pages[0]);
-	unsigned int segments = 1;
+	struct vmemexp_run *run = buf->nr_runs ?
+				  &buf->runs[buf->nr_runs - 1] : NULL;
+	unsigned long next_pfn = run ? page_to_pfn(run->page) +
+				       (buf->nr_pages - run->pgoff) : 0;
 	unsigned long i, pfn;
 
-	for (i = 1; i < nr_pages; i++) {
+	for (i = 0; i < n; i++, buf->nr_pages++, next_pfn = pfn + 1) {
 		pfn = page_to_pfn(pages[i]);
-		if (pfn != prev_pfn + 1)
-			segments++;
-		prev_pfn = pfn;
+		if (run && pfn == next_pfn)
+			continue;
+		if (buf->nr_runs == *capacity) {
+			unsigned int grown = max(*capacity * 2, VMEMEXP_MIN_RUNS);
+			struct vmemexp_run *runs;
+
+			runs = krealloc_array(buf->runs, grown, sizeof(*runs),
+					      GFP_KERNEL_ACCOUNT);
+			if (!runs)
+				break;
+			buf->runs = runs;
+			*capacity = grown;
+		}
+		run = &buf->runs[buf->nr_runs++];
+		run->page = pages[i];
+		run->pgoff = buf->nr_pages;
 	}
-	return segments;
+	return i;
+}
+
+static void vmemexp_unpin_runs(struct vmemexp_buffer *buf, bool dirty)
+{
+	unsigned int i;
+
+	for (i = 0; i < buf->nr_runs; i++)
+		unpin_user_page_range_dirty_lock(buf->runs[i].page,
+						 vmemexp_run_pages(buf, i),
+						 dirty);
+	kfree(buf->runs);
+	buf->runs = NULL;
+	buf->nr_runs = 0;
+	buf->nr_pages = 0;
+}
+
+static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
+			    unsigned long nr_pages, unsigned int gup_flags)
+{
+	struct page **batch;
+	unsigned int capacity = 0;
+	unsigned long added;
+	int ret = 0;
+
+	batch = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!batch)
+		return -ENOMEM;
+
+	while (buf->nr_pages < nr_pages) {
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		ret = pin_user_pages_fast(start + (buf->nr_pages << PAGE_SHIFT),
+					  min_t(unsigned long,
+						nr_pages - buf->nr_pages,
+						VMEMEXP_PIN_BATCH),
+					  gup_flags, batch);
+		if (ret <= 0) {
+			ret = ret ? ret : -EFAULT;
+			break;
+		}
+		added = vmemexp_add_pages(buf, &capacity, batch, ret);
+		if (added < ret) {
+			unpin_user_pages(batch + added, ret - added);
+			ret = -ENOMEM;
+			break;
+		}
+		ret = 0;
+	}
+
+	kfree(batch);
+	if (ret)
+		vmemexp_unpin_runs(buf, false);
+	return ret;
 }
 
 /* Same policy as RDMA's ib_umem: pinned_vm against RLIMIT_MEMLOCK. */
@@ -162,35 +214,26 @@ struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 	struct vmemexp_buffer *buf;
 	int ret;
 
-	ret = vmemexp_check_vmas(mm, start, end, writable);
-	if (ret)
-		return ERR_PTR(ret);
-
 	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
-	buf->pages = kvmalloc_array(nr_pages, sizeof(*buf->pages),
-				    GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
-	if (!buf->pages) {
-		ret = -ENOMEM;
-		goto err_free_buf;
-	}
 
 	ret = vmemexp_charge(mm, nr_pages);
 	if (ret)
-		goto err_free_pages;
+		goto err_free_buf;
 
 	if (!writable)
 		vmemexp_fault_in_writable(mm, start, end);
 
-	ret = vmemexp_pin_pages(start, nr_pages, gup_flags, buf->pages);
-	if (ret)
+	ret = vmemexp_pin_runs(buf, start, nr_pages, gup_flags);
+	if (ret) {
+		/* Only now is it worth finding out what was wrong. */
+		ret = vmemexp_check_vmas(mm, start, end, writable) ? : ret;
 		goto err_uncharge;
+	}
 
 	mmgrab(mm);
 	buf->mm = mm;
-	buf->nr_pages = nr_pages;
-	buf->nr_segments = vmemexp_count_segments(buf->pages, nr_pages);
 	buf->writable = writable;
 	mutex_init(&buf->lock);
 	INIT_LIST_HEAD(&buf->attachments);
@@ -198,8 +241,6 @@ struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 
 err_uncharge:
 	vmemexp_uncharge(mm, nr_pages);
-err_free_pages:
-	kvfree(buf->pages);
 err_free_buf:
 	kfree(buf);
 	return ERR_PTR(ret);
@@ -211,10 +252,11 @@ err_free_buf:
  */
 void vmemexp_buffer_unpin(struct vmemexp_buffer *buf)
 {
-	unpin_user_pages_dirty_lock(buf->pages, buf->nr_pages, buf->writable);
-	vmemexp_uncharge(buf->mm, buf->nr_pages);
+	unsigned long nr_pages = buf->nr_pages;
+
+	vmemexp_unpin_runs(buf, buf->writable);
+	vmemexp_uncharge(buf->mm, nr_pages);
 	mmdrop(buf->mm);
 	mutex_destroy(&buf->lock);
-	kvfree(buf->pages);
 	kfree(buf);
 }
