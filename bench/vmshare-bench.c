@@ -68,6 +68,20 @@ static double median(double *v, int n)
 	return v[n / 2];
 }
 
+/* "1/N" when @part is the cheaper, "N×" (more expensive) otherwise. */
+static const char *ratio(double part, double whole)
+{
+	static char text[4][32];
+	static int next;
+	char *t = text[next++ % 4];
+
+	if (part <= whole)
+		snprintf(t, sizeof(text[0]), "1/%.0f", whole / part);
+	else
+		snprintf(t, sizeof(text[0]), "%.1f×", part / whole);
+	return t;
+}
+
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void out(const char *fmt, ...)
 {
@@ -196,9 +210,9 @@ static void export_row(enum kind kind, size_t size)
 	r = median(rel, reps);
 	c = median(cpy, reps);
 	t = median(touch, reps);
-	out("| %s | %zu KiB | %.1f µs | %.0f ns | %.1f µs | 1/%.0f | %.1f µs | %.1f µs |\n",
+	out("| %s | %zu KiB | %.1f µs | %.0f ns | %.1f µs | %s | %.1f µs | %.1f µs |\n",
 	    kind_names[kind], size >> 10, e / 1e3, e / (double)(size / 4096),
-	    c / 1e3, c / e, t / 1e3, r / 1e3);
+	    c / 1e3, ratio(e, c), t / 1e3, r / 1e3);
 	fprintf(data, "%d %zu %.1f %.1f %.1f %.1f\n", kind, size, e, c, t, r);
 	munmap(pool, size);
 	munmap(src, size);
@@ -274,12 +288,12 @@ static void resend_rows(void)
 
 	out("\n| re-sending an exported 8 MiB frame | time | copying 8 MiB | ratio |\n");
 	out("|---|---|---|---|\n");
-	out("| a note (the peer keeps its mapping) | %.1f µs | %.0f µs | 1/%.0f |\n",
-	    n / 1e3, c / 1e3, c / n);
-	out("| the fd and descriptor again (SCM_RIGHTS, close) | %.1f µs | %.0f µs | 1/%.0f |\n",
-	    w / 1e3, c / 1e3, c / w);
-	out("| vms_buffer_export() of the same memory again | %.1f µs | %.0f µs | 1/%.0f |\n",
-	    x / 1e3, c / 1e3, c / x);
+	out("| a note (the peer keeps its mapping) | %.1f µs | %.0f µs | %s |\n",
+	    n / 1e3, c / 1e3, ratio(n, c));
+	out("| the fd and descriptor again (SCM_RIGHTS, close) | %.1f µs | %.0f µs | %s |\n",
+	    w / 1e3, c / 1e3, ratio(w, c));
+	out("| vms_buffer_export() of the same memory again | %.1f µs | %.0f µs | %s |\n",
+	    x / 1e3, c / 1e3, ratio(x, c));
 	vms_buffer_destroy(buf);
 	vms_context_destroy(ctx);
 	close(sv[0]);
