@@ -15,6 +15,7 @@ struct vms_buffer {
 	enum vms_buffer_kind kind;
 	int fd;			/* owned */
 	uint64_t size;
+	uint32_t segments;	/* dma-buf only */
 	uint64_t range_offsets[VMS_MAX_PLANES];
 	size_t n_ranges;
 	void *data;		/* the memory shared */
@@ -54,6 +55,7 @@ static int export_vmemexp(struct vms_buffer *buf, uint32_t flags)
 	buf->kind = VMS_BUFFER_DMABUF;
 	buf->fd = e.fd;
 	buf->size = e.size;
+	buf->segments = e.nr_segments;
 	buf->range_offsets[0] = e.offset;
 	vms_log(buf->ctx, "exported %zu bytes at %p: dma-buf fd %d, %u segments",
 		buf->len, buf->data, e.fd, e.nr_segments);
@@ -266,6 +268,11 @@ VMS_EXPORT uint64_t vms_buffer_range_offset(const struct vms_buffer *buf,
 size_t vms_buffer_range_count(const struct vms_buffer *buf)
 {
 	return buf->n_ranges;
+}
+
+VMS_EXPORT uint32_t vms_buffer_segments(const struct vms_buffer *buf)
+{
+	return buf->segments;
 }
 
 VMS_EXPORT void *vms_buffer_data(const struct vms_buffer *buf)

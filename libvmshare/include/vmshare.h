@@ -150,6 +150,13 @@ uint64_t vms_buffer_offset(const struct vms_buffer *buf);
  */
 uint64_t vms_buffer_range_offset(const struct vms_buffer *buf, size_t index);
 
+/**
+ * @return the number of physically contiguous runs of a dma-buf's pages
+ *         (1: usable by a device without scatter-gather), or 0 for memfds,
+ *         whose layout the kernel does not report
+ */
+uint32_t vms_buffer_segments(const struct vms_buffer *buf);
+
 /** @return the memory the buffer shares (the pointer it was made from). */
 void *vms_buffer_data(const struct vms_buffer *buf);
 
