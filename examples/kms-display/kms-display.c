@@ -212,7 +212,10 @@ static int create_image(struct display *d, struct vms_context *ctx,
 	ret = drmPrimeFDToHandle(d->fd, vms_buffer_fd(img->buffer), &img->handle);
 	if (ret) {
 		ret = -errno;
-		fprintf(stderr, "the driver refused the dma-buf: %s\n", strerror(errno));
+		/* CMA-based drivers refuse here a buffer they cannot map contiguously. */
+		fprintf(stderr, "the driver refused the dma-buf: %s; it lies in %u "
+			"physically contiguous segments\n", strerror(errno),
+			vms_buffer_segments(img->buffer));
 		return ret;
 	}
 	handles[0] = img->handle;
