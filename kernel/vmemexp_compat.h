@@ -32,4 +32,19 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 }
 #endif
 
+/*
+ * 6.18 removed nth_page(): page + n is now only valid inside one folio,
+ * but a run may join several folios.  Going through the PFN is what
+ * nth_page() did wherever the memory map is not virtually contiguous.
+ */
+static inline struct page *vmemexp_nth_page(struct page *page,
+					    unsigned long n)
+{
+#if KERNEL_VERSION(6, 18, 0) <= LINUX_VERSION_CODE
+	return pfn_to_page(page_to_pfn(page) + n);
+#else
+	return nth_page(page, n);
+#endif
+}
+
 #endif /* _VMEMEXP_COMPAT_H */

@@ -86,7 +86,7 @@ static int vmemexp_fill_table(const struct vmemexp_buffer *buf,
 		for (left = vmemexp_run_pages(buf, i); left; left -= n) {
 			n = min(left, max_pages);
 			sg_set_page(sg, page, n << PAGE_SHIFT, 0);
-			page = nth_page(page, n);
+			page = vmemexp_nth_page(page, n);
 			sg = sg_next(sg);
 		}
 	}
@@ -287,7 +287,7 @@ static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 		return -ENOMEM;
 	for (i = 0; i < buf->nr_runs; i++)
 		for (j = 0; j < vmemexp_run_pages(buf, i); j++)
-			pages[n++] = nth_page(buf->runs[i].page, j);
+			pages[n++] = vmemexp_nth_page(buf->runs[i].page, j);
 	vaddr = vmap(pages, n, VM_MAP, PAGE_KERNEL);
 	kvfree(pages);
 	if (!vaddr)
