@@ -14,14 +14,18 @@
 
 #define VMS_DEVICE "/dev/vmemexp"
 
+bool vms_env_flag(const char *name)
+{
+	const char *value = getenv(name);
+
+	return value && *value && strcmp(value, "0");
+}
+
 void vms_log(const struct vms_context *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (ctx && !ctx->debug)
-		return;
-	if (!ctx && (!getenv("VMSHARE_DEBUG") ||
-		     !strcmp(getenv("VMSHARE_DEBUG"), "0")))
+	if (ctx ? !ctx->debug : !vms_env_flag("VMSHARE_DEBUG"))
 		return;
 	fputs("vmshare: ", stderr);
 	va_start(ap, fmt);
@@ -77,7 +81,6 @@ int vms_sync(int fd, uint32_t access, bool end)
 VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 {
 	const uint32_t known = VMS_CONTEXT_REQUIRE_MODULE | VMS_CONTEXT_NO_MODULE;
-	const char *debug = getenv("VMSHARE_DEBUG");
 	struct vms_context *ctx;
 
 	if ((flags & ~known) || (flags & known) == known) {
@@ -88,7 +91,7 @@ VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 	if (!ctx)
 		return NULL;
 	ctx->flags = flags;
-	ctx->debug = debug && strcmp(debug, "0");
+	ctx->debug = vms_env_flag("VMSHARE_DEBUG");
 	ctx->vmemexp_fd = -1;
 
 	if (flags & VMS_CONTEXT_NO_MODULE) {

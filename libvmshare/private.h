@@ -16,6 +16,9 @@ struct vms_context {
 	bool debug;
 };
 
+/* Whether environment variable @name is set to anything but "" or "0". */
+bool vms_env_flag(const char *name);
+
 /* Logs a decision when VMSHARE_DEBUG is set. */
 void vms_log(const struct vms_context *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -44,6 +44,7 @@ struct vms_wl {
 	size_t n_shm_formats;
 	struct wl_list buffers;	/* vms_wl_buffer.link, for reuse */
 	uint32_t flags;
+	bool no_dmabuf_env;	/* VMSHARE_WL_NO_DMABUF is set */
 };
 
 struct vms_wl_buffer {
@@ -124,7 +125,8 @@ static void registry_global(void *data, struct wl_registry *registry,
 	struct vms_wl *wl = data;
 
 	if (!strcmp(interface, zwp_linux_dmabuf_v1_interface.name) &&
-	    version >= 2 && !(wl->flags & VMS_WL_NO_DMABUF) && !wl->dmabuf) {
+	    version >= 2 && !(wl->flags & VMS_WL_NO_DMABUF) &&
+	    !wl->no_dmabuf_env && !wl->dmabuf) {
 		/* Version 4 replaces modifier events by feedback objects. */
 		wl->dmabuf = wl_registry_bind(registry, name,
 					      &zwp_linux_dmabuf_v1_interface,
@@ -179,6 +181,12 @@ VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
 	wl->ctx = ctx;
 	wl->display = display;
 	wl->flags = flags;
+	/*
+	 * A way out for applications that cannot be rebuilt, on compositors
+	 * that accept a foreign dma-buf but cannot read it (Weston 10 with
+	 * Mesa 22.3's software GBM crashes on the first sample; README).
+	 */
+	wl->no_dmabuf_env = vms_env_flag("VMSHARE_WL_NO_DMABUF");
 	wl_list_init(&wl->buffers);
 	wl->queue = wl_display_create_queue(display);
 	wrapper = wl->queue ? wl_proxy_create_wrapper(display) : NULL;
@@ -292,6 +300,8 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 		snprintf(buf->reason, sizeof(buf->reason), "%s",
 			 wl->flags & VMS_WL_NO_DMABUF ?
 			 "linux-dmabuf disabled by VMS_WL_NO_DMABUF" :
+			 wl->no_dmabuf_env ?
+			 "linux-dmabuf disabled by VMSHARE_WL_NO_DMABUF" :
 			 "the compositor offers no zwp_linux_dmabuf_v1");
 		return ENOTSUP;
 	}

@@ -11,9 +11,15 @@
  *
  *   vmshare-weston-client [--frames N] [--width W] [--height H]
  *                         [--fullscreen] [--no-dmabuf] [--checksums]
+ *                         [--still] [--probe]
  *
  * --checksums prints one line per committed frame with a checksum of its
  * visible pixels (FNV-1a over width * 4 bytes of each row), for tests.
+ * --still draws the first frame of the animation every time, so that a
+ * screenshot taken at any moment shows known pixels.  --probe creates the
+ * buffers, reports whether the compositor accepted them, and exits without
+ * showing them: a check for compositors that accept a dma-buf but crash
+ * reading it (see the README).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -52,7 +58,7 @@ struct window {
 	struct xdg_toplevel *xdg_toplevel;
 	struct frame frames[N_FRAMES];
 	struct wl_callback *callback;
-	bool configured, fullscreen, checksums;
+	bool configured, fullscreen, checksums, still, failed;
 	uint32_t committed, wanted;
 };
 
@@ -113,16 +119,21 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 	if (callback)
 		wl_callback_destroy(callback);
 	window->callback = NULL;
+	/* The last frame's callback can fire in the final roundtrip. */
+	if (!running)
+		return;
 	if (!frame) {
 		fprintf(stderr, "the compositor holds both frames\n");
+		window->failed = true;
 		running = 0;
 		return;
 	}
 
-	draw(window, frame->pixels, window->committed);
+	draw(window, frame->pixels, window->still ? 0 : window->committed);
 	ret = vms_wl_buffer_update(frame->buffer);
 	if (ret) {
 		fprintf(stderr, "vms_wl_buffer_update: %s\n", strerror(-ret));
+		window->failed = true;
 		running = 0;
 		return;
 	}
@@ -355,11 +366,13 @@ int main(int argc, char **argv)
 		{ "fullscreen", no_argument, NULL, 'f' },
 		{ "no-dmabuf", no_argument, NULL, 'D' },
 		{ "checksums", no_argument, NULL, 'c' },
+		{ "still", no_argument, NULL, 's' },
+		{ "probe", no_argument, NULL, 'p' },
 		{ 0 },
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	uint32_t width = 256, height = 256, frames = 0, flags = 0;
-	bool fullscreen = false, checksums = false;
+	bool fullscreen = false, checksums = false, still = false, probe = false;
 	struct display *display;
 	struct window *window;
 	int opt, ret = 0;
@@ -372,10 +385,12 @@ int main(int argc, char **argv)
 		case 'f': fullscreen = true; break;
 		case 'D': flags |= VMS_WL_NO_DMABUF; break;
 		case 'c': checksums = true; break;
+		case 's': still = true; break;
+		case 'p': probe = true; break;
 		default:
 			fprintf(stderr, "usage: %s [--frames N] [--width W] "
 				"[--height H] [--fullscreen] [--no-dmabuf] "
-				"[--checksums]\n", argv[0]);
+				"[--checksums] [--still] [--probe]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -394,10 +409,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	window->checksums = checksums;
+	window->still = still;
 	window->wanted = frames;
 	report_path(window);
-
-	redraw(window, NULL, 0);
+	if (probe) {
+		/* A dead connection here means the import killed the compositor. */
+		ret = wl_display_roundtrip(display->display) < 0;
+		printf("probe: %s\n", ret ? "the compositor went away" :
+		       "the compositor kept the buffers; none was shown");
+		running = 0;
+	} else {
+		redraw(window, NULL, 0);
+	}
 	while (running)
 		if (wl_display_dispatch(display->display) < 0) {
 			fprintf(stderr, "the compositor went away\n");
@@ -405,8 +428,10 @@ int main(int argc, char **argv)
 			break;
 		}
 	/* Let the compositor take the last frame before we go. */
-	if (!ret)
+	if (!ret && !probe)
 		wl_display_roundtrip(display->display);
+	if (window->failed)
+		ret = 1;
 	printf("frames committed: %u\n", window->committed);
 	destroy_window(window);
 	destroy_display(display);

@@ -321,7 +321,11 @@ enum vms_wl_path {
 
 /** Flags of vms_wl_create(). */
 enum vms_wl_flags {
-	/** Never use linux-dmabuf (as if the compositor lacked it). */
+	/**
+	 * Never use linux-dmabuf (as if the compositor lacked it).  Setting
+	 * the environment variable VMSHARE_WL_NO_DMABUF=1 does the same for
+	 * an application that cannot be changed.
+	 */
 	VMS_WL_NO_DMABUF = 1u << 0,
 };
 
