@@ -8,9 +8,12 @@
  * application expects their release events.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <wayland-client.h>
@@ -23,6 +26,8 @@
 #define FOURCC_ARGB8888 0x34325241u
 #define FOURCC_XRGB8888 0x34325258u
 #define MAX_FORMATS 128
+/* A format table entry: u32 format, u32 padding, u64 modifier. */
+#define FORMAT_TABLE_ENTRY 16
 
 /* What the compositor takes as a dma-buf, per format. */
 struct dmabuf_format {
@@ -31,15 +36,30 @@ struct dmabuf_format {
 	bool implicit;	/* DRM_FORMAT_MOD_INVALID offered (or v1/v2 format) */
 };
 
+/* The formats of one feedback batch, valid once `done` arrives. */
+struct format_set {
+	struct dmabuf_format formats[MAX_FORMATS];
+	size_t n_formats;
+};
+
 struct vms_wl {
 	struct vms_context *ctx;
 	struct wl_display *display;
 	struct wl_event_queue *queue;
 	struct wl_registry *registry;
 	struct zwp_linux_dmabuf_v1 *dmabuf;
+	uint32_t dmabuf_version;
 	struct wl_shm *shm;
-	struct dmabuf_format formats[MAX_FORMATS];
-	size_t n_formats;
+	struct format_set dmabuf_formats;
+	/* Version 4: the default feedback and its batch being received. */
+	struct zwp_linux_dmabuf_feedback_v1 *feedback;
+	const void *table;	/* read-only private map of the format table */
+	size_t table_size;
+	bool table_received;
+	struct format_set pending;
+	char pending_error[128];
+	/* Why the last feedback batch gave no formats; empty when it did. */
+	char feedback_error[160];
 	uint32_t shm_formats[MAX_FORMATS];
 	size_t n_shm_formats;
 	struct wl_list buffers;	/* vms_wl_buffer.link, for reuse */
@@ -64,22 +84,35 @@ struct vms_wl_buffer {
 	char reason[192];
 };
 
-static struct dmabuf_format *find_format(struct vms_wl *wl, uint32_t fourcc,
-					 bool add)
+static struct dmabuf_format *find_format(struct format_set *set,
+					 uint32_t fourcc, bool add)
 {
-	for (size_t i = 0; i < wl->n_formats; i++)
-		if (wl->formats[i].fourcc == fourcc)
-			return &wl->formats[i];
-	if (!add || wl->n_formats == MAX_FORMATS)
+	for (size_t i = 0; i < set->n_formats; i++)
+		if (set->formats[i].fourcc == fourcc)
+			return &set->formats[i];
+	if (!add || set->n_formats == MAX_FORMATS)
 		return NULL;
-	wl->formats[wl->n_formats] = (struct dmabuf_format){ .fourcc = fourcc };
-	return &wl->formats[wl->n_formats++];
+	set->formats[set->n_formats] = (struct dmabuf_format){ .fourcc = fourcc };
+	return &set->formats[set->n_formats++];
+}
+
+static void add_modifier(struct format_set *set, uint32_t fourcc,
+			 uint64_t modifier)
+{
+	struct dmabuf_format *f = find_format(set, fourcc, true);
+
+	if (f && modifier == DRM_FORMAT_MOD_LINEAR)
+		f->linear = true;
+	if (f && modifier == DRM_FORMAT_MOD_INVALID)
+		f->implicit = true;
 }
 
 static void dmabuf_format(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
 			  uint32_t fourcc)
 {
-	struct dmabuf_format *f = find_format(data, fourcc, true);
+	struct vms_wl *wl = data;
+	struct dmabuf_format *f = find_format(&wl->dmabuf_formats, fourcc,
+					      true);
 
 	(void)dmabuf;
 	/* Version 1 and 2 formats carry no modifier: the implicit one. */
@@ -90,19 +123,185 @@ static void dmabuf_format(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
 static void dmabuf_modifier(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
 			    uint32_t fourcc, uint32_t hi, uint32_t lo)
 {
-	struct dmabuf_format *f = find_format(data, fourcc, true);
-	uint64_t modifier = (uint64_t)hi << 32 | lo;
+	struct vms_wl *wl = data;
 
 	(void)dmabuf;
-	if (f && modifier == DRM_FORMAT_MOD_LINEAR)
-		f->linear = true;
-	if (f && modifier == DRM_FORMAT_MOD_INVALID)
-		f->implicit = true;
+	add_modifier(&wl->dmabuf_formats, fourcc, (uint64_t)hi << 32 | lo);
 }
 
 static const struct zwp_linux_dmabuf_v1_listener dmabuf_listener = {
 	.format = dmabuf_format,
 	.modifier = dmabuf_modifier,
+};
+
+/*
+ * Version 4 feedback.  The compositor is not trusted: a table of the
+ * wrong size, an index past its end or a table we cannot map poisons the
+ * whole batch, which then offers no format at all (so every buffer takes
+ * the wl_shm path and says why) rather than a guess.
+ */
+static void feedback_fail(struct vms_wl *wl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void feedback_fail(struct vms_wl *wl, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* The first problem explains the batch best. */
+	if (wl->pending_error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(wl->pending_error, sizeof(wl->pending_error), fmt, ap);
+	va_end(ap);
+}
+
+static void unmap_table(struct vms_wl *wl)
+{
+	if (wl->table)
+		munmap((void *)wl->table, wl->table_size);
+	wl->table = NULL;
+	wl->table_size = 0;
+	wl->table_received = false;
+}
+
+static void feedback_format_table(void *data,
+				  struct zwp_linux_dmabuf_feedback_v1 *feedback,
+				  int32_t fd, uint32_t size)
+{
+	struct vms_wl *wl = data;
+	struct stat st;
+	void *table;
+
+	(void)feedback;
+	unmap_table(wl);
+	if (size % FORMAT_TABLE_ENTRY) {
+		feedback_fail(wl, "a format table of %u bytes, not a multiple of %d",
+			      size, FORMAT_TABLE_ENTRY);
+		goto out;
+	}
+	/* Reading past the end of the file would raise SIGBUS in the caller. */
+	if (fstat(fd, &st) < 0 || st.st_size < 0 ||
+	    (uint64_t)st.st_size < size) {
+		feedback_fail(wl, "a format table of %u bytes in a smaller file",
+			      size);
+		goto out;
+	}
+	wl->table_received = true;
+	if (!size)
+		goto out;
+	table = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (table == MAP_FAILED) {
+		wl->table_received = false;
+		feedback_fail(wl, "a format table that cannot be mapped (%s)",
+			      strerror(errno));
+		goto out;
+	}
+	wl->table = table;
+	wl->table_size = size;
+out:
+	close(fd);
+}
+
+static void feedback_main_device(void *data,
+				 struct zwp_linux_dmabuf_feedback_v1 *feedback,
+				 struct wl_array *device)
+{
+	/* Our buffers are plain memory: any device that imports them will do. */
+	(void)data;
+	(void)feedback;
+	(void)device;
+}
+
+static void feedback_tranche_target_device(void *data,
+	struct zwp_linux_dmabuf_feedback_v1 *feedback, struct wl_array *device)
+{
+	(void)data;
+	(void)feedback;
+	(void)device;
+}
+
+static void feedback_tranche_flags(void *data,
+				   struct zwp_linux_dmabuf_feedback_v1 *feedback,
+				   uint32_t flags)
+{
+	/* Scan-out is a hint about allocation; our memory is already there. */
+	(void)data;
+	(void)feedback;
+	(void)flags;
+}
+
+static void feedback_tranche_formats(void *data,
+				     struct zwp_linux_dmabuf_feedback_v1 *feedback,
+				     struct wl_array *indices)
+{
+	struct vms_wl *wl = data;
+	size_t n_entries = wl->table_size / FORMAT_TABLE_ENTRY;
+	const uint8_t *table = wl->table;
+	const uint16_t *index;
+
+	(void)feedback;
+	if (!wl->table_received) {
+		feedback_fail(wl, "tranche formats without a usable format table");
+		return;
+	}
+	if (indices->size % sizeof(*index)) {
+		feedback_fail(wl, "a tranche of %zu bytes of 16-bit indices",
+			      indices->size);
+		return;
+	}
+	wl_array_for_each(index, indices) {
+		uint32_t fourcc;
+		uint64_t modifier;
+
+		if (*index >= n_entries) {
+			feedback_fail(wl, "format index %u past the %zu entries of the table",
+				      *index, n_entries);
+			return;
+		}
+		memcpy(&fourcc, table + *index * FORMAT_TABLE_ENTRY,
+		       sizeof(fourcc));
+		memcpy(&modifier, table + *index * FORMAT_TABLE_ENTRY + 8,
+		       sizeof(modifier));
+		add_modifier(&wl->pending, fourcc, modifier);
+	}
+}
+
+static void feedback_tranche_done(void *data,
+				  struct zwp_linux_dmabuf_feedback_v1 *feedback)
+{
+	/* Every tranche's formats are usable; preference does not matter to us. */
+	(void)data;
+	(void)feedback;
+}
+
+static void feedback_done(void *data,
+			  struct zwp_linux_dmabuf_feedback_v1 *feedback)
+{
+	struct vms_wl *wl = data;
+
+	(void)feedback;
+	if (wl->pending_error[0]) {
+		wl->dmabuf_formats.n_formats = 0;
+		snprintf(wl->feedback_error, sizeof(wl->feedback_error),
+			 "unusable linux-dmabuf feedback: %s", wl->pending_error);
+		vms_log(wl->ctx, "%s: no dma-buf format taken", wl->feedback_error);
+	} else {
+		wl->dmabuf_formats = wl->pending;
+		wl->feedback_error[0] = '\0';
+	}
+	/* A later batch starts afresh but may index the same table. */
+	wl->pending.n_formats = 0;
+	wl->pending_error[0] = '\0';
+}
+
+static const struct zwp_linux_dmabuf_feedback_v1_listener feedback_listener = {
+	.done = feedback_done,
+	.format_table = feedback_format_table,
+	.main_device = feedback_main_device,
+	.tranche_done = feedback_tranche_done,
+	.tranche_target_device = feedback_tranche_target_device,
+	.tranche_formats = feedback_tranche_formats,
+	.tranche_flags = feedback_tranche_flags,
 };
 
 static void shm_format(void *data, struct wl_shm *shm, uint32_t format)
@@ -127,12 +326,24 @@ static void registry_global(void *data, struct wl_registry *registry,
 	if (!strcmp(interface, zwp_linux_dmabuf_v1_interface.name) &&
 	    version >= 2 && !(wl->flags & VMS_WL_NO_DMABUF) &&
 	    !wl->no_dmabuf_env && !wl->dmabuf) {
-		/* Version 4 replaces modifier events by feedback objects. */
+		wl->dmabuf_version = version < 4 ? version : 4;
 		wl->dmabuf = wl_registry_bind(registry, name,
 					      &zwp_linux_dmabuf_v1_interface,
-					      version < 3 ? version : 3);
+					      wl->dmabuf_version);
 		zwp_linux_dmabuf_v1_add_listener(wl->dmabuf, &dmabuf_listener,
 						 wl);
+		/*
+		 * Version 4 sends no format or modifier events: the formats
+		 * come with the feedback, on our queue like its parent.
+		 */
+		if (wl->dmabuf_version >= 4) {
+			snprintf(wl->feedback_error, sizeof(wl->feedback_error),
+				 "the compositor sent no complete linux-dmabuf feedback");
+			wl->feedback = zwp_linux_dmabuf_v1_get_default_feedback(
+				wl->dmabuf);
+			zwp_linux_dmabuf_feedback_v1_add_listener(wl->feedback,
+				&feedback_listener, wl);
+		}
 	} else if (!strcmp(interface, wl_shm_interface.name) && !wl->shm) {
 		wl->shm = wl_registry_bind(registry, name, &wl_shm_interface, 1);
 		wl_shm_add_listener(wl->shm, &shm_listener, wl);
@@ -209,9 +420,14 @@ VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
 		err = EPROTO;
 		goto err;
 	}
-	vms_log(ctx, "compositor: linux-dmabuf %s (%zu formats), wl_shm %s",
-		wl->dmabuf ? "bound" : "absent", wl->n_formats,
-		wl->shm ? "bound" : "absent");
+	if (wl->dmabuf)
+		vms_log(ctx, "compositor: linux-dmabuf v%u (%zu formats%s), wl_shm %s",
+			wl->dmabuf_version, wl->dmabuf_formats.n_formats,
+			wl->feedback ? ", from the default feedback" : "",
+			wl->shm ? "bound" : "absent");
+	else
+		vms_log(ctx, "compositor: linux-dmabuf absent, wl_shm %s",
+			wl->shm ? "bound" : "absent");
 	return wl;
 
 err:
@@ -224,6 +440,9 @@ VMS_EXPORT void vms_wl_destroy(struct vms_wl *wl)
 {
 	if (!wl)
 		return;
+	if (wl->feedback)
+		zwp_linux_dmabuf_feedback_v1_destroy(wl->feedback);
+	unmap_table(wl);
 	if (wl->dmabuf)
 		zwp_linux_dmabuf_v1_destroy(wl->dmabuf);
 	if (wl->shm)
@@ -238,9 +457,11 @@ VMS_EXPORT void vms_wl_destroy(struct vms_wl *wl)
 VMS_EXPORT bool vms_wl_supports_dmabuf(const struct vms_wl *wl,
 				       uint32_t fourcc)
 {
-	for (size_t i = 0; i < wl->n_formats; i++)
-		if (wl->formats[i].fourcc == fourcc)
-			return wl->formats[i].linear || wl->formats[i].implicit;
+	const struct format_set *set = &wl->dmabuf_formats;
+
+	for (size_t i = 0; i < set->n_formats; i++)
+		if (set->formats[i].fourcc == fourcc)
+			return set->formats[i].linear || set->formats[i].implicit;
 	return false;
 }
 
@@ -289,7 +510,8 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 			 const struct vms_format *fmt)
 {
 	struct vms_wl *wl = buf->wl;
-	struct dmabuf_format *f = find_format(wl, buf->fourcc, false);
+	struct dmabuf_format *f = find_format(&wl->dmabuf_formats, buf->fourcc,
+					      false);
 	struct zwp_linux_buffer_params_v1 *params;
 	uint64_t offsets[VMS_MAX_PLANES], modifier;
 	uint32_t strides[VMS_MAX_PLANES];
@@ -303,6 +525,11 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 			 wl->no_dmabuf_env ?
 			 "linux-dmabuf disabled by VMSHARE_WL_NO_DMABUF" :
 			 "the compositor offers no zwp_linux_dmabuf_v1");
+		return ENOTSUP;
+	}
+	if (wl->feedback_error[0]) {
+		snprintf(buf->reason, sizeof(buf->reason), "%s",
+			 wl->feedback_error);
 		return ENOTSUP;
 	}
 	if (!f || (!f->linear && !f->implicit)) {
@@ -439,15 +666,16 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 						      uint32_t fourcc)
 {
 	const struct vms_format *fmt = vms_format_lookup(fourcc);
-	uint64_t offsets[VMS_MAX_PLANES], len;
-	uint32_t strides[VMS_MAX_PLANES];
+	struct vms_frame frame = {
+		.width = width, .height = height, .fourcc = fourcc,
+	};
 	struct vms_wl_buffer *buf;
+	uint64_t len;
 	int ret;
 	char name[5];
 
 	if (!wl || !data || !fmt || !fourcc || !width || !height ||
-	    width > INT32_MAX || height > INT32_MAX || stride > INT32_MAX ||
-	    (uint64_t)width * fmt->cpp[0] > stride) {
+	    width > INT32_MAX || height > INT32_MAX || stride > INT32_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -456,8 +684,15 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 		buf->refs++;
 		return buf;
 	}
-	len = vms_format_layout(fmt, height, stride, offsets, strides);
-	if (len > INT32_MAX) {
+	/*
+	 * Every plane's rows must fit its derived stride: an odd-width NV12
+	 * frame with stride == width has chroma rows one byte too long.
+	 */
+	len = vms_format_layout(fmt, height, stride, frame.plane_offsets,
+				frame.strides);
+	frame.n_planes = fmt->n_planes;
+	frame.size = len;
+	if (len > INT32_MAX || vms_frame_check(&frame, len)) {
 		errno = EINVAL;
 		return NULL;
 	}

@@ -330,9 +330,14 @@ enum vms_wl_flags {
 };
 
 /**
- * Binds zwp_linux_dmabuf_v1 (version 3 at most) and wl_shm of @p display
+ * Binds zwp_linux_dmabuf_v1 (version 4 at most) and wl_shm of @p display
  * on a private event queue, and learns which formats the compositor takes
- * with which modifiers (two roundtrips).
+ * with which modifiers (two roundtrips): from format and modifier events
+ * up to version 3, from the default feedback's format table with version
+ * 4.  Feedback that cannot be trusted (a table whose size is not a
+ * multiple of 16 bytes or that cannot be mapped, an index past its end)
+ * counts as no dma-buf format at all: every buffer then takes the wl_shm
+ * path, and vms_wl_buffer_fallback_reason() says what was wrong.
  *
  * @param ctx      the context exports go through; must outlive the result
  * @param display  the application's connection; must outlive the result
@@ -354,9 +359,18 @@ void vms_wl_destroy(struct vms_wl *wl);
 bool vms_wl_supports_dmabuf(const struct vms_wl *wl, uint32_t fourcc);
 
 /**
- * Presents @p height rows of @p stride bytes at @p data (for NV12, the
- * chroma plane follows the luma plane directly) as a wl_buffer.  The
- * memory is exported and imported once; when the same memory with the
+ * Presents the frame at @p data as a wl_buffer.  Plane 0 is @p height rows
+ * of @p stride bytes.  Multi-plane formats are one block of memory: each
+ * later plane starts right after the previous one's last row, with no gap,
+ * and has a stride derived from @p stride (stride * its bytes per pixel /
+ * plane 0's / horizontal subsampling) and height rounded up after
+ * vertical subsampling.  So NV12 is height rows of Y, then
+ * (height + 1) / 2 rows of interleaved UV at offset stride * height, also
+ * @p stride bytes apart; YUV420 has U then V at stride / 2.  This is the
+ * layout compositors assume for multi-plane wl_shm buffers too, which
+ * carry no plane offsets; over linux-dmabuf each plane is added with its
+ * own offset and stride into one export of the whole block.  The memory
+ * is exported and imported once; when the same memory with the
  * same layout is presented again while its buffer lives, that buffer is
  * returned again with one more reference.  Falls back to a wl_shm pool
  * when the compositor lacks linux-dmabuf or the format, vmemexp is
@@ -365,8 +379,10 @@ bool vms_wl_supports_dmabuf(const struct vms_wl *wl, uint32_t fourcc);
  *
  * The wl_buffer's events are dispatched on the display's default queue.
  *
- * @return the buffer, or NULL with errno set: EINVAL for a bad layout,
- *         ENOTSUP when neither path takes @p fourcc, EPIPE when the
+ * @return the buffer, or NULL with errno set: EINVAL for a bad layout
+ *         (a plane's rows longer than its derived stride, the frame over
+ *         2 GiB), ENOTSUP when neither path takes @p fourcc (wl_shm only
+ *         takes the formats the compositor lists for it), EPIPE when the
  *         connection failed
  */
 struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl, void *data,

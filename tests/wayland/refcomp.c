@@ -8,6 +8,9 @@
  *           [--frame-interval-ms MS] [--no-dmabuf] [--refuse-dmabuf]
  *           [--formats LIST] [--modifier linear|implicit] [--hold-buffers]
  *           [--exit-after-frames N] [--timeout S] [--exit-on-client-gone]
+ *           [--frame-time-step MS]
+ *           [--dmabuf-version 3|4] [--bad-feedback size|index|unmappable]
+ *           [--shm-nv12]
  *
  * --socket NAME          listen on $XDG_RUNTIME_DIR/NAME (default: the
  *                        first free wayland-N)
@@ -34,6 +37,26 @@
  * --exit-on-client-gone  when the last client disconnects, exit 0 if N
  *                        frames (--exit-after-frames, default 0) were seen,
  *                        else 2
+ * --frame-time-step MS   frame callbacks carry the number of ticks so far
+ *                        times MS as their time, not the clock: clients
+ *                        that draw from that time (weston-simple-shm) then
+ *                        draw the same frames in every run
+ * --dmabuf-version V     the zwp_linux_dmabuf_v1 version advertised: 3
+ *                        (default: format and modifier events) or 4 (no
+ *                        such events; get_default_feedback and
+ *                        get_surface_feedback answer with a format table
+ *                        memfd of the offered formats with --modifier, one
+ *                        tranche of all of them, main_device and the
+ *                        tranche's target device 0)
+ * --bad-feedback KIND    with version 4, feedback a buggy or hostile
+ *                        compositor might send: size, a format table size 8
+ *                        bytes more than its entries, not a multiple of 16;
+ *                        index, a tranche index one past the table's end;
+ *                        unmappable, the table fd opened write-only
+ * --shm-nv12             also offer NV12 over wl_shm, laid out as
+ *                        compositors that take it assume (wl_shm has no
+ *                        plane offsets): the UV plane follows the Y plane's
+ *                        height rows directly, with the same stride
  * SIGTERM or SIGINT end the run with status 0.
  *
  * Buffer release: refcomp reads a buffer once, when the commit that
@@ -48,6 +71,8 @@
  *
  *   ready socket=<name>
  *   shm-pool id=<wl_shm_pool id> size=<bytes>
+ *   dmabuf-feedback id=<feedback id> kind=default|surface formats=<n>
+ *       table_size=<bytes>
  *   dmabuf-params id=<params id> planes=<n> width=<w> height=<h>
  *       format=0x%08x modifier=0x%016llx result=created|failed reason=<word>
  *   frame seq=<n> path=dmabuf|shm width=<w> height=<h> stride=<plane 0>
@@ -55,7 +80,7 @@
  *   summary frames=<n> dmabuf=<n> shm=<n> shm_pools=<n>
  *       dmabuf_created=<n> dmabuf_failed=<n>
  *
- * (dmabuf-params, frame and summary are one line each.)  One
+ * (dmabuf-feedback, dmabuf-params, frame and summary are one line each.)  One
  * dmabuf-params line per create or create_immed request; reason is "ok"
  * when created, else one of refused, format-not-offered,
  * modifier-not-offered, flags, mmap (the import failed: `failed` event or
@@ -76,6 +101,7 @@
  * and posted as an error on that wl_buffer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/dma-buf.h>
 #include <setjmp.h>
@@ -134,11 +160,16 @@ static struct {
 	const char *socket, *log_path;
 	int32_t width, height;
 	uint32_t frame_interval_ms, exit_after_frames, timeout_s;
+	uint32_t frame_time_step;
 	bool no_dmabuf, refuse_dmabuf, hold_buffers, exit_on_client_gone;
 	bool offered[N_FORMATS];
 	uint64_t modifier;
+	uint32_t dmabuf_version;
+	const char *bad_feedback;
+	bool shm_nv12;
 } opt = {
 	.frame_interval_ms = 16,
+	.dmabuf_version = 3,
 	.modifier = DRM_FORMAT_MOD_LINEAR,
 };
 
@@ -191,6 +222,8 @@ static const struct format *format_by_fourcc(uint32_t fourcc)
 
 static const struct format *format_by_shm(uint32_t code)
 {
+	if (opt.shm_nv12 && code == WL_SHM_FORMAT_NV12)
+		return format_by_fourcc(FOURCC('N', 'V', '1', '2'));
 	for (size_t i = 0; i < N_FORMATS; i++)
 		if (formats[i].shm >= 0 && (uint32_t)formats[i].shm == code)
 			return &formats[i];
@@ -348,6 +381,17 @@ static void shm_pool_create_buffer(struct wl_client *client,
 				       height, stride, pool->size);
 		return;
 	}
+	if (fmt->n_planes == 2 &&
+	    ((uint64_t)stride < plane_row_bytes(fmt, 1, width) ||
+	     (uint64_t)offset + (uint64_t)stride * (uint64_t)height +
+	     (uint64_t)stride * plane_rows(fmt, 1, height) >
+	     (uint64_t)pool->size)) {
+		wl_resource_post_error(resource, WL_SHM_ERROR_INVALID_STRIDE,
+				       "the NV12 UV plane of %dx%d, stride %d "
+				       "does not fit the pool of %d bytes",
+				       width, height, stride, pool->size);
+		return;
+	}
 	buf = calloc(1, sizeof(*buf));
 	if (!buf) {
 		wl_client_post_no_memory(client);
@@ -367,6 +411,13 @@ static void shm_pool_create_buffer(struct wl_client *client,
 	buf->n_planes = 1;
 	buf->planes[0] = (struct plane){ .fd = -1, .offset = (uint32_t)offset,
 					 .stride = (uint32_t)stride };
+	/* --shm-nv12: UV right after Y, as wide in bytes, half as tall. */
+	if (fmt->n_planes == 2) {
+		buf->n_planes = 2;
+		buf->planes[1] = (struct plane){ .fd = -1,
+			.offset = (uint32_t)(offset + stride * height),
+			.stride = (uint32_t)stride };
+	}
 	wl_resource_set_implementation(buf->resource, &buffer_impl, buf,
 				       buffer_free);
 }
@@ -469,6 +520,8 @@ static void bind_shm(struct wl_client *client, void *data, uint32_t version,
 	for (size_t i = 0; i < N_FORMATS; i++)
 		if (formats[i].shm >= 0)
 			wl_shm_send_format(res, (uint32_t)formats[i].shm);
+	if (opt.shm_nv12)
+		wl_shm_send_format(res, WL_SHM_FORMAT_NV12);
 }
 
 /* ---- zwp_linux_dmabuf_v1 ------------------------------------------------ */
@@ -780,9 +833,128 @@ static void dmabuf_create_params(struct wl_client *client,
 				       params_free);
 }
 
+static const struct zwp_linux_dmabuf_feedback_v1_interface feedback_impl = {
+	.destroy = resource_destroy,
+};
+
+/* The table is written once per feedback: no sharing, no sealing to get wrong. */
+static int feedback_table(uint32_t *size, uint16_t *indices, size_t *n)
+{
+	struct table_entry { uint32_t format, pad; uint64_t modifier; } entry;
+	size_t len = 0;
+	int fd = memfd_create("refcomp-format-table", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	*n = 0;
+	for (size_t i = 0; i < N_FORMATS; i++) {
+		if (!opt.offered[i])
+			continue;
+		entry = (struct table_entry){ .format = formats[i].fourcc,
+					      .modifier = opt.modifier };
+		if (write(fd, &entry, sizeof(entry)) != sizeof(entry))
+			goto err;
+		indices[*n] = (uint16_t)*n;
+		(*n)++;
+		len += sizeof(entry);
+	}
+	if (opt.bad_feedback && !strcmp(opt.bad_feedback, "size")) {
+		len += 8;
+		if (ftruncate(fd, (off_t)len) < 0)
+			goto err;
+	}
+	if (opt.bad_feedback && !strcmp(opt.bad_feedback, "index")) {
+		indices[*n] = (uint16_t)*n;
+		(*n)++;
+	}
+	if (opt.bad_feedback && !strcmp(opt.bad_feedback, "unmappable")) {
+		char path[64];
+		int wronly;
+
+		/* Read-only private mappings of a write-only fd fail (EACCES). */
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		wronly = open(path, O_WRONLY | O_CLOEXEC);
+		close(fd);
+		fd = wronly;
+	}
+	*size = (uint32_t)len;
+	return fd;
+err:
+	close(fd);
+	return -1;
+}
+
+static void send_feedback(struct wl_client *client,
+			  struct wl_resource *resource, uint32_t id,
+			  const char *kind)
+{
+	struct wl_resource *res;
+	struct wl_array device, tranche;
+	dev_t dev = 0;
+	uint16_t indices[N_FORMATS + 1];	/* + 1: --bad-feedback index */
+	uint32_t size;
+	size_t n;
+	int fd;
+
+	res = wl_resource_create(client, &zwp_linux_dmabuf_feedback_v1_interface,
+				 wl_resource_get_version(resource), id);
+	fd = res ? feedback_table(&size, indices, &n) : -1;
+	if (fd < 0) {
+		if (res)
+			wl_resource_destroy(res);
+		wl_client_post_no_memory(client);
+		return;
+	}
+	wl_resource_set_implementation(res, &feedback_impl, NULL, NULL);
+	/* Devices as arrays of dev_t: 0 here, as refcomp renders nowhere. */
+	wl_array_init(&device);
+	wl_array_init(&tranche);
+	if (!wl_array_add(&device, sizeof(dev)) ||
+	    (n && !wl_array_add(&tranche, n * sizeof(indices[0])))) {
+		wl_array_release(&device);
+		wl_array_release(&tranche);
+		close(fd);
+		wl_client_post_no_memory(client);
+		return;
+	}
+	memcpy(device.data, &dev, sizeof(dev));
+	if (n)
+		memcpy(tranche.data, indices, n * sizeof(indices[0]));
+	zwp_linux_dmabuf_feedback_v1_send_format_table(res, fd, size);
+	close(fd);
+	zwp_linux_dmabuf_feedback_v1_send_main_device(res, &device);
+	zwp_linux_dmabuf_feedback_v1_send_tranche_target_device(res, &device);
+	zwp_linux_dmabuf_feedback_v1_send_tranche_flags(res, 0);
+	zwp_linux_dmabuf_feedback_v1_send_tranche_formats(res, &tranche);
+	zwp_linux_dmabuf_feedback_v1_send_tranche_done(res);
+	zwp_linux_dmabuf_feedback_v1_send_done(res);
+	wl_array_release(&device);
+	wl_array_release(&tranche);
+	fprintf(rc.log, "dmabuf-feedback id=%u kind=%s formats=%zu table_size=%u\n",
+		id, kind, n, size);
+}
+
+static void dmabuf_get_default_feedback(struct wl_client *client,
+					struct wl_resource *resource,
+					uint32_t id)
+{
+	send_feedback(client, resource, id, "default");
+}
+
+static void dmabuf_get_surface_feedback(struct wl_client *client,
+					struct wl_resource *resource,
+					uint32_t id, struct wl_resource *surface)
+{
+	/* One renderer, no planes: a surface gets the default feedback. */
+	(void)surface;
+	send_feedback(client, resource, id, "surface");
+}
+
 static const struct zwp_linux_dmabuf_v1_interface dmabuf_impl = {
 	.destroy = resource_destroy,
 	.create_params = dmabuf_create_params,
+	.get_default_feedback = dmabuf_get_default_feedback,
+	.get_surface_feedback = dmabuf_get_surface_feedback,
 };
 
 static void bind_dmabuf(struct wl_client *client, void *data,
@@ -798,8 +970,11 @@ static void bind_dmabuf(struct wl_client *client, void *data,
 		return;
 	}
 	wl_resource_set_implementation(res, &dmabuf_impl, NULL, NULL);
-	/* Like Weston: modifiers from version 3, the bare format before. */
-	for (size_t i = 0; i < N_FORMATS; i++) {
+	/*
+	 * Like Weston: modifiers from version 3, the bare format before;
+	 * version 4 clients learn them only from feedback objects.
+	 */
+	for (size_t i = 0; version < 4 && i < N_FORMATS; i++) {
 		if (!opt.offered[i])
 			continue;
 		if (version >= ZWP_LINUX_DMABUF_V1_MODIFIER_SINCE_VERSION)
@@ -886,6 +1061,8 @@ static void fire_surface(struct surface *s, uint32_t msec,
 {
 	struct wl_resource *res, *tmp;
 
+	if (opt.frame_time_step)
+		msec = (uint32_t)rc.present_seq * opt.frame_time_step;
 	wl_resource_for_each_safe(res, tmp, &s->frames) {
 		wl_callback_send_done(res, msec);
 		wl_resource_destroy(res);
@@ -2003,7 +2180,10 @@ static void usage(const char *argv0)
 		"[--frame-interval-ms MS] [--no-dmabuf] [--refuse-dmabuf] "
 		"[--formats LIST|none] [--modifier linear|implicit] "
 		"[--hold-buffers] [--exit-after-frames N] [--timeout S] "
-		"[--exit-on-client-gone]\n", argv0);
+		"[--exit-on-client-gone] [--frame-time-step MS] "
+		"[--dmabuf-version 3|4] [--bad-feedback size|index|unmappable] "
+		"[--shm-nv12]\n",
+		argv0);
 }
 
 static bool parse_uint(const char *s, uint32_t *value)
@@ -2034,6 +2214,10 @@ static int parse_args(int argc, char **argv)
 		{ "exit-after-frames", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "exit-on-client-gone", no_argument, NULL, 'g' },
+		{ "dmabuf-version", required_argument, NULL, 'V' },
+		{ "bad-feedback", required_argument, NULL, 'B' },
+		{ "shm-nv12", no_argument, NULL, 'N' },
+		{ "frame-time-step", required_argument, NULL, 'T' },
 		{ 0 },
 	};
 	int o;
@@ -2066,6 +2250,17 @@ static int parse_args(int argc, char **argv)
 		case 'n': ok = parse_uint(optarg, &opt.exit_after_frames); break;
 		case 't': ok = parse_uint(optarg, &opt.timeout_s); break;
 		case 'g': opt.exit_on_client_gone = true; break;
+		case 'V':
+			ok = parse_uint(optarg, &opt.dmabuf_version) &&
+			     (opt.dmabuf_version == 3 || opt.dmabuf_version == 4);
+			break;
+		case 'B':
+			opt.bad_feedback = optarg;
+			ok = !strcmp(optarg, "size") || !strcmp(optarg, "index") ||
+			     !strcmp(optarg, "unmappable");
+			break;
+		case 'N': opt.shm_nv12 = true; break;
+		case 'T': ok = parse_uint(optarg, &opt.frame_time_step); break;
 		default: ok = false; break;
 		}
 		if (!ok) {
@@ -2130,8 +2325,8 @@ int main(int argc, char **argv)
 	    !wl_global_create(rc.display, &wp_presentation_interface, 1, NULL,
 			      bind_presentation) ||
 	    (!opt.no_dmabuf &&
-	     !wl_global_create(rc.display, &zwp_linux_dmabuf_v1_interface, 3,
-			       NULL, bind_dmabuf))) {
+	     !wl_global_create(rc.display, &zwp_linux_dmabuf_v1_interface,
+			       (int)opt.dmabuf_version, NULL, bind_dmabuf))) {
 		fprintf(stderr, "refcomp: cannot create the globals\n");
 		return 2;
 	}
