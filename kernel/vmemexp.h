@@ -13,26 +13,48 @@
 struct dma_buf;
 
 /**
- * struct vmemexp_run - physically contiguous pinned pages
- * @page: the first page of the run
+ * struct vmemexp_run - physically contiguous pages of a buffer
+ * @pfn: the first page frame of the run
  * @pgoff: where the run starts in the buffer, in pages; a run ends where
  *	the next begins
+ *
+ * Runs hold page frame numbers rather than struct pages because carve-out
+ * memory may have none.
  */
 struct vmemexp_run {
-	struct page *page;
+	unsigned long pfn;
 	pgoff_t pgoff;
 };
 
 /**
- * struct vmemexp_buffer - pinned pages behind one exported dma-buf
- * @runs: the pinned pages as physically contiguous runs, in address order;
+ * struct vmemexp_carveout - physical memory the administrator declared
+ *	exportable from VM_IO/VM_PFNMAP mappings
+ * @start_pfn: first page frame
+ * @end_pfn: one past the last
+ * @has_pages: the range is RAM Linux reserved (struct pages, all
+ *	PageReserved); otherwise it has no struct pages at all
+ * @writecombine: map it write-combined for the CPU rather than cached
+ */
+struct vmemexp_carveout {
+	unsigned long start_pfn;
+	unsigned long end_pfn;
+	bool has_pages;
+	bool writecombine;
+};
+
+/**
+ * struct vmemexp_buffer - the memory behind one exported dma-buf
+ * @runs: the pages as physically contiguous runs, in address order;
  *	merged once at export so unpinning, DMA tables and faults work per
  *	run instead of per page
  * @nr_runs: entries in @runs
  * @nr_pages: pages in the buffer
  * @writable: pinned with FOLL_WRITE; importers may write.
+ * @carveout: NULL for pinned user memory; else the declared carve-out all
+ *	of the buffer lies in, whose lifetime replaces the pins.
  * @mm: the exporter's mm, charged in pinned_vm for @nr_pages; held with
  *	mmgrab() so the charge can be returned after the exporter exits.
+ *	NULL for a carve-out, which pins and charges nothing.
  * @attachments: &struct vmemexp_attachment of every importer.
  * @vaddr: kernel mapping while vmapped, for cache maintenance.
  */
@@ -41,6 +63,7 @@ struct vmemexp_buffer {
 	unsigned int nr_runs;
 	unsigned long nr_pages;
 	bool writable;
+	const struct vmemexp_carveout *carveout;
 	struct mm_struct *mm;
 	struct mutex lock;	/* protects @attachments and @vaddr */
 	struct list_head attachments;
@@ -56,10 +79,27 @@ static inline unsigned long vmemexp_run_pages(const struct vmemexp_buffer *buf,
 	return end - buf->runs[i].pgoff;
 }
 
+/*
+ * Whether the buffer's memory has struct pages: pinned user memory and
+ * reserved-RAM carve-outs do, carve-outs outside RAM do not.
+ */
+static inline bool vmemexp_has_pages(const struct vmemexp_buffer *buf)
+{
+	return !buf->carveout || buf->carveout->has_pages;
+}
+
+struct vmemexp_buffer *vmemexp_buffer_alloc(bool writable);
+int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
+			  unsigned long pfn);
 struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 					  unsigned long nr_pages,
 					  bool writable);
-void vmemexp_buffer_unpin(struct vmemexp_buffer *buf);
+void vmemexp_buffer_release(struct vmemexp_buffer *buf);
+
+int vmemexp_carveouts_init(void);
+struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
+						  unsigned long nr_pages,
+						  bool writable);
 
 struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf);
 

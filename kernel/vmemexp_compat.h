@@ -33,17 +33,42 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 #endif
 
 /*
- * 6.18 removed nth_page(): page + n is now only valid inside one folio,
- * but a run may join several folios.  Going through the PFN is what
- * nth_page() did wherever the memory map is not virtually contiguous.
+ * The page frame mapped at @addr of a VM_IO/VM_PFNMAP @vma, and whether
+ * the mapping is writable; the caller holds the mmap lock.  6.10 made
+ * follow_pte() take the VMA, and 6.12 replaced it by follow_pfnmap_*().
+ * Returns -EINVAL when nothing is mapped there.
  */
-static inline struct page *vmemexp_nth_page(struct page *page,
-					    unsigned long n)
+static inline int vmemexp_follow_pfn(struct vm_area_struct *vma,
+				     unsigned long addr, unsigned long *pfn,
+				     bool *writable)
 {
-#if KERNEL_VERSION(6, 18, 0) <= LINUX_VERSION_CODE
-	return pfn_to_page(page_to_pfn(page) + n);
+#if KERNEL_VERSION(6, 12, 0) <= LINUX_VERSION_CODE
+	struct follow_pfnmap_args args = { .vma = vma, .address = addr };
+	int ret = follow_pfnmap_start(&args);
+
+	if (ret)
+		return ret;
+	*pfn = args.pfn;
+	*writable = args.writable;
+	follow_pfnmap_end(&args);
+	return 0;
 #else
-	return nth_page(page, n);
+	spinlock_t *ptl;	/* the page table lock follow_pte() took */
+	pte_t *ptep, pte;
+	int ret;
+
+#if KERNEL_VERSION(6, 10, 0) <= LINUX_VERSION_CODE
+	ret = follow_pte(vma, addr, &ptep, &ptl);
+#else
+	ret = follow_pte(vma->vm_mm, addr, &ptep, &ptl);
+#endif
+	if (ret)
+		return ret;
+	pte = ptep_get(ptep);
+	*pfn = pte_pfn(pte);
+	*writable = pte_write(pte);
+	pte_unmap_unlock(ptep, ptl);
+	return 0;
 #endif
 }
 

@@ -71,7 +71,7 @@ static int vmemexp_fill_table(const struct vmemexp_buffer *buf,
 	unsigned long max_pages = max_segment >> PAGE_SHIFT, left, n;
 	unsigned int i, nents = 0;
 	struct scatterlist *sg;
-	struct page *page;
+	unsigned long pfn;
 	int ret;
 
 	for (i = 0; i < buf->nr_runs; i++)
@@ -82,13 +82,63 @@ static int vmemexp_fill_table(const struct vmemexp_buffer *buf,
 
 	sg = sgt->sgl;
 	for (i = 0; i < buf->nr_runs; i++) {
-		page = buf->runs[i].page;
+		pfn = buf->runs[i].pfn;
 		for (left = vmemexp_run_pages(buf, i); left; left -= n) {
 			n = min(left, max_pages);
-			sg_set_page(sg, page, n << PAGE_SHIFT, 0);
-			page = vmemexp_nth_page(page, n);
+			if (vmemexp_has_pages(buf)) {
+				sg_set_page(sg, pfn_to_page(pfn),
+					    n << PAGE_SHIFT, 0);
+			} else {
+				/* vmemexp_map_resources() maps these. */
+				sg_dma_address(sg) = PFN_PHYS(pfn);
+				sg_dma_len(sg) = n << PAGE_SHIFT;
+			}
+			pfn += n;
 			sg = sg_next(sg);
 		}
+	}
+	return 0;
+}
+
+/*
+ * Carve-out memory without struct pages cannot go through the page-based
+ * DMA API: each entry is mapped as a physical resource, the way a device
+ * maps another device's registers.  Entries already hold their physical
+ * address and length from vmemexp_fill_table().
+ */
+static void vmemexp_unmap_resources(struct device *dev, struct sg_table *sgt,
+				    enum dma_data_direction dir,
+				    unsigned int count)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	for_each_sgtable_dma_sg(sgt, sg, i) {
+		if (i == count)
+			break;
+		dma_unmap_resource(dev, sg_dma_address(sg), sg_dma_len(sg),
+				   dir, 0);
+	}
+}
+
+static int vmemexp_map_resources(struct device *dev, struct sg_table *sgt,
+				 enum dma_data_direction dir)
+{
+	struct scatterlist *sg;
+	dma_addr_t addr;
+	unsigned int i;
+
+	/* dma_map_resource() would warn about a device that does no DMA. */
+	if (!dev->dma_mask)
+		return -EINVAL;
+	for_each_sgtable_dma_sg(sgt, sg, i) {
+		addr = dma_map_resource(dev, sg_dma_address(sg),
+					sg_dma_len(sg), dir, 0);
+		if (dma_mapping_error(dev, addr)) {
+			vmemexp_unmap_resources(dev, sgt, dir, i);
+			return -EIO;
+		}
+		sg_dma_address(sg) = addr;
 	}
 	return 0;
 }
@@ -133,7 +183,10 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	if (ret)
 		goto err_free;
 
-	ret = dma_map_sgtable(attach->dev, sgt, dir, 0);
+	if (vmemexp_has_pages(buf))
+		ret = dma_map_sgtable(attach->dev, sgt, dir, 0);
+	else
+		ret = vmemexp_map_resources(attach->dev, sgt, dir);
 	if (ret)
 		goto err_free_table;
 
@@ -161,14 +214,17 @@ static void vmemexp_unmap_dma_buf(struct dma_buf_attachment *attach,
 	a->sgt = NULL;
 	mutex_unlock(&buf->lock);
 
-	dma_unmap_sgtable(attach->dev, sgt, a->dir, 0);
+	if (vmemexp_has_pages(buf))
+		dma_unmap_sgtable(attach->dev, sgt, a->dir, 0);
+	else
+		vmemexp_unmap_resources(attach->dev, sgt, a->dir, sgt->nents);
 	sg_free_table(sgt);
 	kfree(sgt);
 }
 
 static void vmemexp_release(struct dma_buf *dmabuf)
 {
-	vmemexp_buffer_unpin(dmabuf->priv);
+	vmemexp_buffer_release(dmabuf->priv);
 }
 
 /* The run holding page @pgoff of the buffer. */
@@ -202,7 +258,7 @@ static vm_fault_t vmemexp_vm_fault(struct vm_fault *vmf)
 
 	run = vmemexp_find_run(buf, pgoff);
 	run_end = buf->runs[run].pgoff + vmemexp_run_pages(buf, run);
-	pfn = page_to_pfn(buf->runs[run].page) + (pgoff - buf->runs[run].pgoff);
+	pfn = buf->runs[run].pfn + (pgoff - buf->runs[run].pgoff);
 	ret = vmf_insert_pfn(vma, addr, pfn);
 	if (ret & VM_FAULT_ERROR)
 		return ret;
@@ -218,7 +274,7 @@ static vm_fault_t vmemexp_vm_fault(struct vm_fault *vmf)
 			run++;
 			run_end = buf->runs[run].pgoff +
 				  vmemexp_run_pages(buf, run);
-			pfn = page_to_pfn(buf->runs[run].page);
+			pfn = buf->runs[run].pfn;
 		}
 		if (vmf_insert_pfn(vma, addr, pfn) & VM_FAULT_ERROR)
 			break;
@@ -259,6 +315,8 @@ static int vmemexp_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 		vm_flags_clear(vma, VM_MAYWRITE);
 	}
 
+	if (buf->carveout && buf->carveout->writecombine)
+		vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
 	vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &vmemexp_vm_ops;
 	vma->vm_private_data = buf;
@@ -273,23 +331,39 @@ static int vmemexp_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct vmemexp_buffer *buf = dmabuf->priv;
+	pgprot_t prot = PAGE_KERNEL;
 	unsigned long n = 0, j;
-	struct page **pages;
+	unsigned long *pfns;
 	unsigned int i;
 	void *vaddr;
 
 	if (!buf->writable)
 		return -EACCES;
+	if (buf->carveout && buf->carveout->writecombine)
+		prot = pgprot_writecombine(prot);
 
-	/* vmap() wants every page; only this rare path pays for the array. */
-	pages = kvmalloc_array(buf->nr_pages, sizeof(*pages), GFP_KERNEL);
-	if (!pages)
+	/*
+	 * vmap() wants every page, vmap_pfn() every frame of memory without
+	 * pages; only this rare path pays for the array.  Both take an array
+	 * of one word per page, so one allocation serves either.
+	 */
+	BUILD_BUG_ON(sizeof(struct page *) != sizeof(unsigned long));
+	pfns = kvmalloc_array(buf->nr_pages, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
 		return -ENOMEM;
 	for (i = 0; i < buf->nr_runs; i++)
 		for (j = 0; j < vmemexp_run_pages(buf, i); j++)
-			pages[n++] = vmemexp_nth_page(buf->runs[i].page, j);
-	vaddr = vmap(pages, n, VM_MAP, PAGE_KERNEL);
-	kvfree(pages);
+			pfns[n++] = buf->runs[i].pfn + j;
+	if (vmemexp_has_pages(buf)) {
+		struct page **pages = (struct page **)pfns;
+
+		for (j = 0; j < n; j++)
+			pages[j] = pfn_to_page(pfns[j]);
+		vaddr = vmap(pages, n, VM_MAP, prot);
+	} else {
+		vaddr = vmap_pfn(pfns, n, prot);
+	}
+	kvfree(pfns);
 	if (!vaddr)
 		return -ENOMEM;
 
@@ -315,6 +389,9 @@ static void vmemexp_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 /*
  * The sync direction must be the one each table was mapped with (the DMA
  * API checks this); the CPU's direction only says which way to go.
+ * Resource mappings of carve-outs without pages have no sync operations:
+ * on a system without coherent DMA such a carve-out is declared
+ * write-combined (README).
  */
 static int vmemexp_begin_cpu_access(struct dma_buf *dmabuf,
 				    enum dma_data_direction dir)
@@ -327,7 +404,7 @@ static int vmemexp_begin_cpu_access(struct dma_buf *dmabuf,
 		invalidate_kernel_vmap_range(buf->vaddr,
 					     buf->nr_pages << PAGE_SHIFT);
 	list_for_each_entry(a, &buf->attachments, node)
-		if (a->sgt)
+		if (a->sgt && vmemexp_has_pages(buf))
 			dma_sync_sgtable_for_cpu(a->dev, a->sgt, a->dir);
 	mutex_unlock(&buf->lock);
 	return 0;
@@ -343,7 +420,7 @@ static int vmemexp_end_cpu_access(struct dma_buf *dmabuf,
 	if (buf->vaddr)
 		flush_kernel_vmap_range(buf->vaddr, buf->nr_pages << PAGE_SHIFT);
 	list_for_each_entry(a, &buf->attachments, node)
-		if (a->sgt)
+		if (a->sgt && vmemexp_has_pages(buf))
 			dma_sync_sgtable_for_device(a->dev, a->sgt, a->dir);
 	mutex_unlock(&buf->lock);
 	return 0;

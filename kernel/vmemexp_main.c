@@ -72,13 +72,19 @@ static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
 		return -EFAULT;
 
 	writable = !(arg.flags & VMEMEXP_EXPORT_RDONLY);
-	buf = vmemexp_buffer_pin(start, (end - start) >> PAGE_SHIFT, writable);
+	if (arg.flags & VMEMEXP_EXPORT_PFNMAP)
+		buf = vmemexp_buffer_from_pfnmap(start,
+						 (end - start) >> PAGE_SHIFT,
+						 writable);
+	else
+		buf = vmemexp_buffer_pin(start, (end - start) >> PAGE_SHIFT,
+					 writable);
 	if (IS_ERR(buf))
 		return PTR_ERR(buf);
 
 	dmabuf = vmemexp_dmabuf_export(buf);
 	if (IS_ERR(dmabuf)) {
-		vmemexp_buffer_unpin(buf);
+		vmemexp_buffer_release(buf);
 		return PTR_ERR(dmabuf);
 	}
 
@@ -133,7 +139,22 @@ static struct miscdevice vmemexp_misc = {
 	.fops = &vmemexp_fops,
 };
 
-module_misc_device(vmemexp_misc);
+static int __init vmemexp_init(void)
+{
+	int ret;
+
+	ret = vmemexp_carveouts_init();
+	if (ret)
+		return ret;
+	return misc_register(&vmemexp_misc);
+}
+module_init(vmemexp_init);
+
+static void __exit vmemexp_exit(void)
+{
+	misc_deregister(&vmemexp_misc);
+}
+module_exit(vmemexp_exit);
 
 MODULE_DESCRIPTION("Export ranges of user memory as dma-bufs");
 MODULE_AUTHOR("vmshare developers");

@@ -85,41 +85,45 @@ static void vmemexp_fault_in_writable(struct mm_struct *mm,
 	}
 }
 
-/*
- * Appends pinned pages to the buffer's runs, merging physically contiguous
- * ones.  Returns how many were added; fewer than @n only when the run array
- * could not grow.
+/**
+ * vmemexp_buffer_append - add one page frame at the end of a buffer
+ * @buf: the buffer
+ * @capacity: entries allocated in @buf->runs, updated as it grows
+ * @pfn: the page frame
+ *
+ * Extends the last run when @pfn follows it physically, so runs stay as
+ * long as the memory is contiguous.
+ *
+ * Return: 0, or -ENOMEM when the run array could not grow; @pfn is then
+ * not part of the buffer.
  */
-static unsigned long vmemexp_add_pages(struct vmemexp_buffer *buf,
-				       unsigned int *capacity,
-				       struct page **pages, unsigned long n)
+int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
+			  unsigned long pfn)
 {
-	struct vmemexp_run *run = buf->nr_runs ?
-				  &buf->runs[buf->nr_runs - 1] : NULL;
-	unsigned long next_pfn = run ? page_to_pfn(run->page) +
-				       (buf->nr_pages - run->pgoff) : 0;
-	unsigned long i, pfn;
+	struct vmemexp_run *run;
 
-	for (i = 0; i < n; i++, buf->nr_pages++, next_pfn = pfn + 1) {
-		pfn = page_to_pfn(pages[i]);
-		if (run && pfn == next_pfn)
-			continue;
-		if (buf->nr_runs == *capacity) {
-			unsigned int grown = max(*capacity * 2, VMEMEXP_MIN_RUNS);
-			struct vmemexp_run *runs;
-
-			runs = krealloc_array(buf->runs, grown, sizeof(*runs),
-					      GFP_KERNEL_ACCOUNT);
-			if (!runs)
-				break;
-			buf->runs = runs;
-			*capacity = grown;
+	if (buf->nr_runs) {
+		run = &buf->runs[buf->nr_runs - 1];
+		if (pfn == run->pfn + (buf->nr_pages - run->pgoff)) {
+			buf->nr_pages++;
+			return 0;
 		}
-		run = &buf->runs[buf->nr_runs++];
-		run->page = pages[i];
-		run->pgoff = buf->nr_pages;
 	}
-	return i;
+	if (buf->nr_runs == *capacity) {
+		unsigned int grown = max(*capacity * 2, VMEMEXP_MIN_RUNS);
+		struct vmemexp_run *runs;
+
+		runs = krealloc_array(buf->runs, grown, sizeof(*runs),
+				      GFP_KERNEL_ACCOUNT);
+		if (!runs)
+			return -ENOMEM;
+		buf->runs = runs;
+		*capacity = grown;
+	}
+	run = &buf->runs[buf->nr_runs++];
+	run->pfn = pfn;
+	run->pgoff = buf->nr_pages++;
+	return 0;
 }
 
 static void vmemexp_unpin_runs(struct vmemexp_buffer *buf, bool dirty)
@@ -127,7 +131,7 @@ static void vmemexp_unpin_runs(struct vmemexp_buffer *buf, bool dirty)
 	unsigned int i;
 
 	for (i = 0; i < buf->nr_runs; i++)
-		unpin_user_page_range_dirty_lock(buf->runs[i].page,
+		unpin_user_page_range_dirty_lock(pfn_to_page(buf->runs[i].pfn),
 						 vmemexp_run_pages(buf, i),
 						 dirty);
 	kfree(buf->runs);
@@ -141,8 +145,7 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 {
 	struct page **batch;
 	unsigned int capacity = 0;
-	unsigned long added;
-	int ret = 0;
+	int i, ret = 0;
 
 	batch = kmalloc(PAGE_SIZE, GFP_KERNEL);
 	if (!batch)
@@ -162,9 +165,12 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 			ret = ret ? ret : -EFAULT;
 			break;
 		}
-		added = vmemexp_add_pages(buf, &capacity, batch, ret);
-		if (added < ret) {
-			unpin_user_pages(batch + added, ret - added);
+		for (i = 0; i < ret; i++)
+			if (vmemexp_buffer_append(buf, &capacity,
+						  page_to_pfn(batch[i])))
+				break;
+		if (i < ret) {
+			unpin_user_pages(batch + i, ret - i);
 			ret = -ENOMEM;
 			break;
 		}
@@ -196,6 +202,32 @@ static void vmemexp_uncharge(struct mm_struct *mm, unsigned long nr_pages)
 }
 
 /**
+ * vmemexp_buffer_alloc - a new, empty buffer
+ * @writable: importers may write
+ *
+ * Return: the buffer, or NULL.
+ */
+struct vmemexp_buffer *vmemexp_buffer_alloc(bool writable)
+{
+	struct vmemexp_buffer *buf;
+
+	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return NULL;
+	buf->writable = writable;
+	mutex_init(&buf->lock);
+	INIT_LIST_HEAD(&buf->attachments);
+	return buf;
+}
+
+static void vmemexp_buffer_free(struct vmemexp_buffer *buf)
+{
+	kfree(buf->runs);
+	mutex_destroy(&buf->lock);
+	kfree(buf);
+}
+
+/**
  * vmemexp_buffer_pin - pin a page-aligned range of the caller's memory
  * @start: page-aligned start address
  * @nr_pages: number of pages, at least one
@@ -214,7 +246,7 @@ struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 	struct vmemexp_buffer *buf;
 	int ret;
 
-	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
+	buf = vmemexp_buffer_alloc(writable);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
 
@@ -234,29 +266,30 @@ struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 
 	mmgrab(mm);
 	buf->mm = mm;
-	buf->writable = writable;
-	mutex_init(&buf->lock);
-	INIT_LIST_HEAD(&buf->attachments);
 	return buf;
 
 err_uncharge:
 	vmemexp_uncharge(mm, nr_pages);
 err_free_buf:
-	kfree(buf);
+	vmemexp_buffer_free(buf);
 	return ERR_PTR(ret);
 }
 
 /**
- * vmemexp_buffer_unpin - release everything vmemexp_buffer_pin() took
+ * vmemexp_buffer_release - release everything a buffer holds
  * @buf: the buffer; no importer may still use it
+ *
+ * Pinned memory is unpinned and uncharged; carve-out memory was never
+ * pinned, and only the bookkeeping goes.
  */
-void vmemexp_buffer_unpin(struct vmemexp_buffer *buf)
+void vmemexp_buffer_release(struct vmemexp_buffer *buf)
 {
 	unsigned long nr_pages = buf->nr_pages;
 
-	vmemexp_unpin_runs(buf, buf->writable);
-	vmemexp_uncharge(buf->mm, nr_pages);
-	mmdrop(buf->mm);
-	mutex_destroy(&buf->lock);
-	kfree(buf);
+	if (buf->mm) {
+		vmemexp_unpin_runs(buf, buf->writable);
+		vmemexp_uncharge(buf->mm, nr_pages);
+		mmdrop(buf->mm);
+	}
+	vmemexp_buffer_free(buf);
 }

@@ -43,7 +43,8 @@ static int export_vmemexp(struct vms_buffer *buf, uint32_t flags)
 		.addr = (uintptr_t)buf->data,
 		.len = buf->len,
 		.flags = VMEMEXP_EXPORT_CLOEXEC |
-			 (flags & VMS_EXPORT_RDONLY ? VMEMEXP_EXPORT_RDONLY : 0),
+			 (flags & VMS_EXPORT_RDONLY ? VMEMEXP_EXPORT_RDONLY : 0) |
+			 (flags & VMS_EXPORT_CARVEOUT ? VMEMEXP_EXPORT_PFNMAP : 0),
 	};
 	int ret;
 
@@ -120,7 +121,8 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 	int ret;
 
 	if (!ctx || !ptr || !len ||
-	    (flags & ~(uint32_t)(VMS_EXPORT_RDONLY | VMS_EXPORT_ZERO_COPY))) {
+	    (flags & ~(uint32_t)(VMS_EXPORT_RDONLY | VMS_EXPORT_ZERO_COPY |
+				 VMS_EXPORT_CARVEOUT))) {
 		errno = EINVAL;
 		return NULL;
 	}

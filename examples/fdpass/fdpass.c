@@ -14,13 +14,21 @@
  * frame; the demo says so, and then expects the acknowledgement *not* to
  * reach the malloc memory.
  *
+ * With --carveout DEVICE the producer plays an RTOS side-core instead: the
+ * frame lives in a physical carve-out that DEVICE's driver maps into the
+ * process (remap_pfn_range, like an RTOS shared-memory driver), and
+ * vmemexp exports it from there (README, "Carve-outs").
+ *
  *   vmshare-fdpass [--frames N] [--width W] [--height H] [--no-module]
+ *                  [--carveout DEVICE]
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,11 +149,13 @@ static pid_t start_consumer(const char *self, int *sock)
 	return pid;
 }
 
-static const char *describe_path(const struct vms_buffer *buf)
+static const char *describe_path(const struct vms_buffer *buf, bool carveout)
 {
 	switch (vms_buffer_kind(buf)) {
 	case VMS_BUFFER_DMABUF:
-		return "vmemexp: a dma-buf of the malloc memory itself (zero-copy)";
+		return carveout ?
+		       "vmemexp: a dma-buf of the carve-out itself (zero-copy)" :
+		       "vmemexp: a dma-buf of the malloc memory itself (zero-copy)";
 	case VMS_BUFFER_MEMFD:
 		return "memfd allocation (zero-copy)";
 	default:
@@ -153,13 +163,36 @@ static const char *describe_path(const struct vms_buffer *buf)
 	}
 }
 
+/* The frame's memory: malloc, or the carve-out DEVICE's driver maps. */
+static uint8_t *frame_memory(const char *carveout, size_t len)
+{
+	void *p;
+	int fd;
+
+	if (!carveout)
+		return malloc(len);
+	fd = open(carveout, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "%s: %s\n", carveout, strerror(errno));
+		return NULL;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "mmap %s: %s\n", carveout, strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
 static int producer(const char *self, uint32_t width, uint32_t height,
-		    uint32_t frames, uint32_t ctx_flags)
+		    uint32_t frames, uint32_t ctx_flags, const char *carveout)
 {
 	uint32_t stride = width * 4, acks_in_malloc = 0, bad = 0;
 	size_t len = (size_t)stride * height;
 	double *latency = calloc(frames, sizeof(double));
-	uint8_t *pixels = malloc(len);
+	uint8_t *pixels = frame_memory(carveout, len);
+	const char *memory = carveout ? "carve-out" : "malloc memory";
 	struct vms_context *ctx;
 	struct vms_buffer *buf;
 	struct vms_frame frame;
@@ -168,7 +201,7 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 	pid_t pid;
 
 	if (!pixels || !latency) {
-		fprintf(stderr, "out of memory\n");
+		fprintf(stderr, "cannot get the frame's memory\n");
 		return 1;
 	}
 	ctx = vms_context_create(ctx_flags);
@@ -177,7 +210,9 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 		return 1;
 	}
 	draw(pixels, width, height, stride, 0);
-	buf = vms_buffer_export(ctx, pixels, len, 0);
+	/* A carve-out is shared in place or not at all: no copy fallback. */
+	buf = vms_buffer_export(ctx, pixels, len, carveout ?
+				VMS_EXPORT_CARVEOUT | VMS_EXPORT_ZERO_COPY : 0);
 	if (!buf) {
 		fprintf(stderr, "vms_buffer_export: %s\n", strerror(errno));
 		return 1;
@@ -191,7 +226,7 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 
 	printf("vmshare-fdpass: %ux%u XRGB8888 (%zu bytes), %u frames\n",
 	       width, height, len, frames);
-	printf("path: %s\n", describe_path(buf));
+	printf("path: %s\n", describe_path(buf, carveout));
 	fflush(stdout);
 
 	pid = start_consumer(self, &sock);
@@ -240,8 +275,8 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 	qsort(latency, frames, sizeof(double), compare_doubles);
 
 	printf("frames: %u verified by the consumer, %u bad\n", frames - bad, bad);
-	printf("acknowledgements found in the producer's own malloc memory: %u/%u%s\n",
-	       acks_in_malloc, frames,
+	printf("acknowledgements found in the producer's own %s: %u/%u%s\n",
+	       memory, acks_in_malloc, frames,
 	       zero_copy ? "" : " (expected 0: this path copies)");
 	printf("latency per frame (note to acknowledgement, incl. consumer checksum): "
 	       "median %.2f ms, max %.2f ms\n",
@@ -249,7 +284,10 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 
 	vms_buffer_destroy(buf);
 	vms_context_destroy(ctx);
-	free(pixels);
+	if (carveout)
+		munmap(pixels, len);
+	else
+		free(pixels);
 	free(latency);
 	if (bad || !WIFEXITED(status) || WEXITSTATUS(status))
 		return 1;
@@ -264,9 +302,11 @@ int main(int argc, char **argv)
 		{ "height", required_argument, NULL, 'h' },
 		{ "no-module", no_argument, NULL, 'N' },
 		{ "consumer", required_argument, NULL, 'c' },
+		{ "carveout", required_argument, NULL, 'C' },
 		{ 0 },
 	};
 	uint32_t frames = 30, width = 1920, height = 1080, flags = 0;
+	const char *carveout = NULL;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -276,9 +316,11 @@ int main(int argc, char **argv)
 		case 'h': height = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'N': flags = VMS_CONTEXT_NO_MODULE; break;
 		case 'c': return consumer(atoi(optarg));
+		case 'C': carveout = optarg; break;
 		default:
 			fprintf(stderr, "usage: %s [--frames N] [--width W] "
-				"[--height H] [--no-module]\n", argv[0]);
+				"[--height H] [--no-module] [--carveout DEVICE]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -286,5 +328,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "frames, width and height must be 1 to 16384\n");
 		return 2;
 	}
-	return producer(argv[0], width, height, frames, flags);
+	return producer(argv[0], width, height, frames, flags, carveout);
 }

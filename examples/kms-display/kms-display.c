@@ -14,7 +14,11 @@
  * with what it drew (vkms: enable_writeback=1, enable_overlay=1).
  *
  *   vmshare-kms-display [--device /dev/dri/cardN] [--frames N] [--verify]
- *                       [--unaligned] [--no-overlay]
+ *                       [--unaligned] [--no-overlay] [--carveout DEVICE]
+ *
+ * --carveout DEVICE takes the primary plane's frame from a physical
+ * carve-out that DEVICE's driver maps (an RTOS's shared memory, say)
+ * instead of malloc; vmemexp exports it from there (README, "Carve-outs").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +45,8 @@
 
 /* A frame in malloc memory, and what the display made of it. */
 struct image {
-	uint8_t *alloc;		/* what malloc returned */
+	uint8_t *alloc;		/* what malloc (or mmap) returned */
+	size_t map_len;		/* the carve-out mapping's length, else 0 */
 	uint32_t *pixels;	/* the frame, inside alloc */
 	uint32_t width, height, stride;
 	struct vms_buffer *buffer;
@@ -184,9 +189,21 @@ static void draw(struct image *img, uint32_t n, uint32_t seed)
  * Page-aligned by default; --unaligned starts the frame 256 bytes into a
  * page, so the framebuffer has an offset into its dma-buf.
  */
+static uint8_t *map_carveout(const char *path, size_t len)
+{
+	void *p;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static int create_image(struct display *d, struct vms_context *ctx,
 			struct image *img, uint32_t width, uint32_t height,
-			bool unaligned)
+			bool unaligned, const char *carveout)
 {
 	uint32_t handles[4] = { 0 }, pitches[4] = { 0 }, offsets[4] = { 0 };
 	size_t size;
@@ -196,14 +213,23 @@ static int create_image(struct display *d, struct vms_context *ctx,
 	img->height = height;
 	img->stride = width * 4;
 	size = (size_t)img->stride * height;
-	img->alloc = malloc(size + 2 * PAGE);
-	if (!img->alloc)
-		return -ENOMEM;
+	if (carveout) {
+		img->map_len = size + 2 * PAGE;
+		img->alloc = map_carveout(carveout, img->map_len);
+	} else {
+		img->alloc = malloc(size + 2 * PAGE);
+	}
+	if (!img->alloc) {
+		ret = -errno;
+		fprintf(stderr, "no memory for the frame: %s\n", strerror(errno));
+		return ret;
+	}
 	img->pixels = (uint32_t *)(((uintptr_t)img->alloc + PAGE - 1) / PAGE * PAGE +
 				   (unaligned ? 256 : 0));
 
 	img->buffer = vms_buffer_export(ctx, img->pixels, size,
-					VMS_EXPORT_ZERO_COPY);
+					VMS_EXPORT_ZERO_COPY |
+					(carveout ? VMS_EXPORT_CARVEOUT : 0));
 	if (!img->buffer) {
 		ret = -errno;
 		fprintf(stderr, "cannot export the frame: %s\n", strerror(errno));
@@ -241,7 +267,10 @@ static void destroy_image(struct display *d, struct image *img)
 	if (img->handle)
 		drmCloseBufferHandle(d->fd, img->handle);
 	vms_buffer_destroy(img->buffer);
-	free(img->alloc);
+	if (img->map_len)
+		munmap(img->alloc, img->map_len);
+	else
+		free(img->alloc);
 }
 
 /* The writeback target: a dumb buffer the test reads back. */
@@ -403,12 +432,13 @@ int main(int argc, char **argv)
 		{ "verify", no_argument, NULL, 'v' },
 		{ "unaligned", no_argument, NULL, 'u' },
 		{ "no-overlay", no_argument, NULL, 'O' },
+		{ "carveout", required_argument, NULL, 'C' },
 		{ 0 },
 	};
 	bool verify = false, unaligned = false, use_overlay = true;
 	struct image primary = { 0 }, overlay = { 0 };
 	struct display d = { 0 };
-	const char *device = NULL;
+	const char *device = NULL, *carveout = NULL;
 	uint32_t frames = 60, exact = 0, shifted = 0, wrong = 0, offset;
 	struct vms_context *ctx;
 	int opt, ret;
@@ -420,9 +450,11 @@ int main(int argc, char **argv)
 		case 'v': verify = true; break;
 		case 'u': unaligned = true; break;
 		case 'O': use_overlay = false; break;
+		case 'C': carveout = optarg; break;
 		default:
 			fprintf(stderr, "usage: %s [--device PATH] [--frames N] "
-				"[--verify] [--unaligned] [--no-overlay]\n", argv[0]);
+				"[--verify] [--unaligned] [--no-overlay] "
+				"[--carveout DEVICE]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -450,9 +482,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (create_image(&d, ctx, &primary, d.mode.hdisplay, d.mode.vdisplay,
-			 unaligned) ||
+			 unaligned, carveout) ||
 	    (d.overlay && create_image(&d, ctx, &overlay, OVERLAY_W, OVERLAY_H,
-				       false)))
+				       false, NULL)))
 		return 1;
 	if (verify && create_capture(&d)) {
 		fprintf(stderr, "cannot create the writeback buffer: %s\n",
@@ -460,9 +492,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	offset = (uint32_t)vms_buffer_offset(primary.buffer);
-	printf("%ux%u XRGB8888 from malloc memory: dma-buf of %u segments, "
+	printf("%ux%u XRGB8888 from %s: dma-buf of %u segments, "
 	       "framebuffer offset %u; overlay plane: %s; %s\n",
-	       primary.width, primary.height, vms_buffer_segments(primary.buffer),
+	       primary.width, primary.height,
+	       carveout ? "the carve-out" : "malloc memory",
+	       vms_buffer_segments(primary.buffer),
 	       offset, d.overlay ? "yes" : "no",
 	       verify ? "capturing through the writeback connector" :
 			"driving the display");

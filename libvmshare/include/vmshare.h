@@ -76,6 +76,13 @@ enum vms_export_flags {
 	VMS_EXPORT_RDONLY = 1u << 0,
 	/** Fail instead of falling back to a copy. */
 	VMS_EXPORT_ZERO_COPY = 1u << 1,
+	/**
+	 * The memory is a carve-out another driver mapped (VM_IO/VM_PFNMAP,
+	 * e.g. an RTOS's shared memory): export it through vmemexp's
+	 * carve-out path, which needs CAP_SYS_RAWIO and a range the
+	 * administrator declared (README, "Carve-outs").
+	 */
+	VMS_EXPORT_CARVEOUT = 1u << 2,
 };
 
 /**

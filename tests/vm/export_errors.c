@@ -4,7 +4,6 @@
  * one thing wrong per case, each with its own errno.  The harness checks
  * after each test that no fd was left open and no page left pinned.
  */
-#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -216,19 +215,6 @@ static void dev_mem_mapping(void)
 	munmap(map, PAGE);
 }
 
-static int drop_cap_ipc_lock(void)
-{
-	struct __user_cap_header_struct hdr = {
-		.version = _LINUX_CAPABILITY_VERSION_3,
-	};
-	struct __user_cap_data_struct data[2];
-
-	if (syscall(SYS_capget, &hdr, data))
-		return -1;
-	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	return (int)syscall(SYS_capset, &hdr, data);
-}
-
 static void over_memlock_limit(void)
 {
 	struct rlimit lim = { .rlim_cur = 64 * 1024, .rlim_max = 64 * 1024 };
@@ -240,7 +226,7 @@ static void over_memlock_limit(void)
 
 	VMT_ASSERT(p != MAP_FAILED);
 	VMT_ASSERT_OK(setrlimit(RLIMIT_MEMLOCK, &lim));
-	VMT_ASSERT_OK(drop_cap_ipc_lock());
+	VMT_ASSERT_OK(vmx_drop_cap(CAP_IPC_LOCK));
 
 	VMT_ASSERT_ERRNO(vmx_export(dev, p, 2 * len, 0, &big), ENOMEM);
 	vmx_export_ok(dev, p, len, 0, &first);

@@ -4,9 +4,11 @@
 #define VMX_H
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/vmemexp.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vmtest.h"
@@ -44,6 +46,20 @@ static inline int vmx_export_ok(int dev, const void *addr, size_t len,
 	VMT_ASSERT_EQ(out->size % (uint64_t)getpagesize(), 0);
 	VMT_ASSERT(out->nr_segments >= 1);
 	return out->fd;
+}
+
+/* Drops capability @cap from this process's effective set. */
+static inline int vmx_drop_cap(int cap)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -1;
+	data[cap / 32].effective &= ~(1u << (cap % 32));
+	return (int)syscall(SYS_capset, &hdr, data);
 }
 
 #endif /* VMX_H */

@@ -17,8 +17,18 @@
 #define VMEMEXP_EXPORT_RDONLY	0x1u
 /* Set close-on-exec on the new dma-buf fd. */
 #define VMEMEXP_EXPORT_CLOEXEC	0x2u
+/*
+ * Export memory another driver mapped with remap_pfn_range() (VM_IO or
+ * VM_PFNMAP), which has no pages to pin.  Needs CAP_SYS_RAWIO, and every
+ * page of the range must lie in one carve-out the administrator declared
+ * (module parameter "carveouts"); anything else is refused with EPERM, and
+ * a range that is not entirely such a mapping with EINVAL.
+ */
+#define VMEMEXP_EXPORT_PFNMAP	0x4u
 
-#define VMEMEXP_EXPORT_VALID_FLAGS (VMEMEXP_EXPORT_RDONLY | VMEMEXP_EXPORT_CLOEXEC)
+#define VMEMEXP_EXPORT_VALID_FLAGS (VMEMEXP_EXPORT_RDONLY | \
+				    VMEMEXP_EXPORT_CLOEXEC | \
+				    VMEMEXP_EXPORT_PFNMAP)
 
 /**
  * struct vmemexp_export - argument of %VMEMEXP_IOC_EXPORT

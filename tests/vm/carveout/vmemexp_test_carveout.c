@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmemexp_test_carveout: a TEST module, standing in for the drivers whose
+ * memory vmemexp's carve-out export is for: an RTOS side-core's shared
+ * memory driver or a CMEM-style allocator.  Like them it owns physical
+ * memory Linux does not manage and maps it into processes with
+ * remap_pfn_range(), so the mappings are VM_IO | VM_PFNMAP and have no
+ * pages anyone could pin.
+ *
+ *   insmod vmemexp_test_carveout.ko regions=0x30000000+16M,0x70000000+16M
+ *
+ * Each region N becomes /dev/vmemexp-test-carveoutN; mmap at offset O maps
+ * the region from its byte O on.  The memory is the administrator's to
+ * reserve (memmap=16M$0x30000000 keeps RAM back at boot; memory above
+ * mem= has no struct pages at all).  Not for production use.
+ */
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+#define TEST_MAX_REGIONS	4
+
+struct test_region {
+	struct miscdevice misc;
+	char name[32];
+	phys_addr_t base;
+	u64 size;
+};
+
+static char *regions;
+module_param(regions, charp, 0444);
+MODULE_PARM_DESC(regions, "Physical ranges to map: BASE+SIZE,...");
+
+static struct test_region test_regions[TEST_MAX_REGIONS];
+static unsigned int test_nr_regions;
+
+static int test_carveout_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct test_region *r = container_of(file->private_data,
+					     struct test_region, misc);
+	unsigned long size = vma->vm_end - vma->vm_start;
+	u64 offset = (u64)vma->vm_pgoff << PAGE_SHIFT;
+
+	if (offset > r->size || size > r->size - offset)
+		return -EINVAL;
+	return remap_pfn_range(vma, vma->vm_start,
+			       (r->base + offset) >> PAGE_SHIFT, size,
+			       vma->vm_page_prot);
+}
+
+static const struct file_operations test_carveout_fops = {
+	.owner = THIS_MODULE,
+	.mmap = test_carveout_mmap,
+};
+
+static void test_carveout_unregister(void)
+{
+	while (test_nr_regions)
+		misc_deregister(&test_regions[--test_nr_regions].misc);
+}
+
+static int __init test_carveout_init(void)
+{
+	char *list, *pos, *entry, *end;
+	struct test_region *r;
+	int ret = 0;
+
+	if (!regions)
+		return -EINVAL;
+	list = kstrdup(regions, GFP_KERNEL);
+	if (!list)
+		return -ENOMEM;
+	pos = list;
+	while ((entry = strsep(&pos, ",")) && !ret) {
+		if (test_nr_regions == TEST_MAX_REGIONS) {
+			ret = -EINVAL;
+			break;
+		}
+		r = &test_regions[test_nr_regions];
+		r->base = memparse(entry, &end);
+		if (*end != '+') {
+			ret = -EINVAL;
+			break;
+		}
+		r->size = memparse(end + 1, &end);
+		if (*end || !r->size || !PAGE_ALIGNED(r->base) ||
+		    !PAGE_ALIGNED(r->size)) {
+			ret = -EINVAL;
+			break;
+		}
+		snprintf(r->name, sizeof(r->name), "vmemexp-test-carveout%u",
+			 test_nr_regions);
+		r->misc.minor = MISC_DYNAMIC_MINOR;
+		r->misc.name = r->name;
+		r->misc.fops = &test_carveout_fops;
+		r->misc.mode = 0666;
+		ret = misc_register(&r->misc);
+		if (!ret)
+			test_nr_regions++;
+	}
+	kfree(list);
+	if (ret)
+		test_carveout_unregister();
+	return ret;
+}
+module_init(test_carveout_init);
+
+static void __exit test_carveout_exit(void)
+{
+	test_carveout_unregister();
+}
+module_exit(test_carveout_exit);
+
+MODULE_DESCRIPTION("TEST ONLY: map physical carve-outs into processes like an RTOS shared-memory driver");
+MODULE_LICENSE("GPL");
