@@ -11,12 +11,13 @@
  *
  *   vmshare-weston-client [--frames N] [--width W] [--height H]
  *                         [--fullscreen] [--no-dmabuf] [--checksums]
- *                         [--still] [--probe]
+ *                         [--still] [--probe] [--stats]
  *
  * --checksums prints one line per committed frame with a checksum of its
  * visible pixels (FNV-1a over width * 4 bytes of each row), for tests.
- * --still draws the first frame of the animation every time, so that a
- * screenshot taken at any moment shows known pixels.  --probe creates the
+ * --still shows the first frame of the animation throughout, drawn once
+ * into each buffer, so that a screenshot taken at any moment shows known pixels
+ * and a benchmark sees what presenting a frame costs without drawing it.  --probe creates the
  * buffers, reports whether the compositor accepted them, and exits without
  * showing them: a check for compositors that accept a dma-buf but crash
  * reading it (see the README).
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <wayland-client.h>
 #include <vmshare.h>
@@ -52,6 +54,8 @@ struct frame {
 
 struct window {
 	struct display *display;
+	/* Process CPU time and wall time at the first commit, for --stats. */
+	struct timespec cpu_start, wall_start;
 	uint32_t width, height, stride;
 	struct wl_surface *surface;
 	struct xdg_surface *xdg_surface;
@@ -129,7 +133,9 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 		return;
 	}
 
-	draw(window, frame->pixels, window->still ? 0 : window->committed);
+	/* create_frames() drew the still frame; it is only re-committed. */
+	if (!window->still)
+		draw(window, frame->pixels, window->committed);
 	ret = vms_wl_buffer_update(frame->buffer);
 	if (ret) {
 		fprintf(stderr, "vms_wl_buffer_update: %s\n", strerror(-ret));
@@ -149,8 +155,37 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 	wl_surface_commit(window->surface);
 	vms_wl_buffer_mark_busy(frame->buffer);
 
+	if (window->committed == 0) {
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &window->cpu_start);
+		clock_gettime(CLOCK_MONOTONIC, &window->wall_start);
+	}
 	if (++window->committed == window->wanted)
 		running = 0;
+}
+
+static double seconds_since(clockid_t clock, const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(clock, &now);
+	return (double)(now.tv_sec - start->tv_sec) +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/*
+ * Steady state only: from the first commit to the last, so creating and
+ * drawing the frames at start-up is not in the figures.
+ */
+static void print_stats(const struct window *window)
+{
+	double cpu = seconds_since(CLOCK_PROCESS_CPUTIME_ID, &window->cpu_start);
+	double wall = seconds_since(CLOCK_MONOTONIC, &window->wall_start);
+	uint32_t n = window->committed - 1;
+
+	if (window->committed < 2)
+		return;
+	printf("stats: %u frames after the first, %.3f ms CPU per frame, "
+	       "%.1f frames/s\n", n, cpu * 1e3 / n, n / wall);
 }
 
 static void xdg_surface_configure(void *data, struct xdg_surface *surface,
@@ -368,11 +403,13 @@ int main(int argc, char **argv)
 		{ "checksums", no_argument, NULL, 'c' },
 		{ "still", no_argument, NULL, 's' },
 		{ "probe", no_argument, NULL, 'p' },
+		{ "stats", no_argument, NULL, 'S' },
 		{ 0 },
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	uint32_t width = 256, height = 256, frames = 0, flags = 0;
 	bool fullscreen = false, checksums = false, still = false, probe = false;
+	bool stats = false;
 	struct display *display;
 	struct window *window;
 	int opt, ret = 0;
@@ -387,10 +424,12 @@ int main(int argc, char **argv)
 		case 'c': checksums = true; break;
 		case 's': still = true; break;
 		case 'p': probe = true; break;
+		case 'S': stats = true; break;
 		default:
 			fprintf(stderr, "usage: %s [--frames N] [--width W] "
 				"[--height H] [--fullscreen] [--no-dmabuf] "
-				"[--checksums] [--still] [--probe]\n", argv[0]);
+				"[--checksums] [--still] [--probe] [--stats]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -433,6 +472,8 @@ int main(int argc, char **argv)
 	if (window->failed)
 		ret = 1;
 	printf("frames committed: %u\n", window->committed);
+	if (stats)
+		print_stats(window);
 	destroy_window(window);
 	destroy_display(display);
 	return ret;
