@@ -11,6 +11,7 @@
 #include <linux/types.h>
 
 struct dma_buf;
+struct vmemexp_track;
 
 /**
  * struct vmemexp_run - physically contiguous pages of a buffer
@@ -52,6 +53,8 @@ struct vmemexp_carveout {
  * @writable: pinned with FOLL_WRITE; importers may write.
  * @carveout: NULL for pinned user memory; else the declared carve-out all
  *	of the buffer lies in, whose lifetime replaces the pins.
+ * @track: with VMEMEXP_EXPORT_TRACK, whether the exporter's range still
+ *	shows these pages; else NULL
  * @mm: the exporter's mm, charged in pinned_vm for @nr_pages; held with
  *	mmgrab() so the charge can be returned after the exporter exits.
  *	NULL for a carve-out, which pins and charges nothing.
@@ -64,6 +67,7 @@ struct vmemexp_buffer {
 	unsigned long nr_pages;
 	bool writable;
 	const struct vmemexp_carveout *carveout;
+	struct vmemexp_track *track;
 	struct mm_struct *mm;
 	struct mutex lock;	/* protects @attachments and @vaddr */
 	struct list_head attachments;
@@ -102,5 +106,12 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 						  bool writable);
 
 struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf);
+struct vmemexp_buffer *vmemexp_dmabuf_buffer(struct dma_buf *dmabuf);
+
+struct vmemexp_track *vmemexp_track_start(unsigned long start,
+					  unsigned long len);
+bool vmemexp_track_current(const struct vmemexp_track *track);
+bool vmemexp_track_owned_by_current(const struct vmemexp_track *track);
+void vmemexp_track_stop(struct vmemexp_track *track);
 
 #endif /* _VMEMEXP_H */

@@ -440,6 +440,17 @@ static const struct dma_buf_ops vmemexp_dmabuf_ops = {
 };
 
 /**
+ * vmemexp_dmabuf_buffer - the buffer behind one of our dma-bufs
+ * @dmabuf: any dma-buf
+ *
+ * Return: the buffer, or NULL when another exporter made @dmabuf.
+ */
+struct vmemexp_buffer *vmemexp_dmabuf_buffer(struct dma_buf *dmabuf)
+{
+	return dmabuf->ops == &vmemexp_dmabuf_ops ? dmabuf->priv : NULL;
+}
+
+/**
  * vmemexp_dmabuf_export - wrap a pinned buffer in a new dma-buf
  * @buf: the buffer; owned by the dma-buf on success, still the caller's on
  *	failure

@@ -48,6 +48,7 @@ static int vmemexp_check_export(const struct vmemexp_export *arg)
 
 static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
 {
+	struct vmemexp_track *track = NULL;
 	struct vmemexp_export arg;
 	struct vmemexp_buffer *buf;
 	struct dma_buf *dmabuf;
@@ -71,6 +72,13 @@ static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
 	    !access_ok(u64_to_user_ptr(start), end - start))
 		return -EFAULT;
 
+	/* Watching starts before pinning, so no change can slip between. */
+	if (arg.flags & VMEMEXP_EXPORT_TRACK) {
+		track = vmemexp_track_start(start, end - start);
+		if (IS_ERR(track))
+			return PTR_ERR(track);
+	}
+
 	writable = !(arg.flags & VMEMEXP_EXPORT_RDONLY);
 	if (arg.flags & VMEMEXP_EXPORT_PFNMAP)
 		buf = vmemexp_buffer_from_pfnmap(start,
@@ -79,8 +87,11 @@ static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
 	else
 		buf = vmemexp_buffer_pin(start, (end - start) >> PAGE_SHIFT,
 					 writable);
-	if (IS_ERR(buf))
+	if (IS_ERR(buf)) {
+		vmemexp_track_stop(track);
 		return PTR_ERR(buf);
+	}
+	buf->track = track;
 
 	dmabuf = vmemexp_dmabuf_export(buf);
 	if (IS_ERR(dmabuf)) {
@@ -116,12 +127,45 @@ err_put:
 	return ret;
 }
 
+static long vmemexp_ioctl_status(struct vmemexp_status __user *uarg)
+{
+	struct vmemexp_status arg;
+	struct vmemexp_buffer *buf;
+	struct dma_buf *dmabuf;
+	long ret = 0;
+
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags || arg.reserved[0] || arg.reserved[1] || arg.reserved[2])
+		return -EINVAL;
+
+	dmabuf = dma_buf_get(arg.fd);
+	if (IS_ERR(dmabuf))
+		return PTR_ERR(dmabuf);
+	buf = vmemexp_dmabuf_buffer(dmabuf);
+	if (!buf)
+		ret = -EINVAL;
+	else if (!buf->track)
+		ret = -EOPNOTSUPP;
+	else if (!vmemexp_track_owned_by_current(buf->track))
+		ret = -EPERM;
+	else if (vmemexp_track_current(buf->track))
+		arg.flags = VMEMEXP_STATUS_CURRENT;
+	dma_buf_put(dmabuf);
+
+	if (!ret && copy_to_user(uarg, &arg, sizeof(arg)))
+		ret = -EFAULT;
+	return ret;
+}
+
 static long vmemexp_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
 	switch (cmd) {
 	case VMEMEXP_IOC_EXPORT:
 		return vmemexp_ioctl_export((void __user *)arg);
+	case VMEMEXP_IOC_STATUS:
+		return vmemexp_ioctl_status((void __user *)arg);
 	default:
 		return -ENOTTY;
 	}

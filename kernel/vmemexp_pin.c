@@ -286,6 +286,7 @@ void vmemexp_buffer_release(struct vmemexp_buffer *buf)
 {
 	unsigned long nr_pages = buf->nr_pages;
 
+	vmemexp_track_stop(buf->track);
 	if (buf->mm) {
 		vmemexp_unpin_runs(buf, buf->writable);
 		vmemexp_uncharge(buf->mm, nr_pages);

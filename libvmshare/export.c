@@ -23,6 +23,10 @@ struct vms_buffer {
 	void *memfd_map;	/* our mapping of a memfd, or NULL */
 	bool rdonly;
 	char copy_reason[160];
+	/* Reuse by vms_buffer_export() of the same memory (tracked exports). */
+	uint32_t export_flags;
+	unsigned int refs;
+	struct vms_buffer *next_reusable;
 };
 
 static size_t page_size(void)
@@ -37,12 +41,13 @@ static size_t round_up_to_pages(size_t len)
 	return (len + page - 1) / page * page;
 }
 
-static int export_vmemexp(struct vms_buffer *buf, uint32_t flags)
+static int export_vmemexp(struct vms_buffer *buf, uint32_t flags, bool track)
 {
 	struct vmemexp_export e = {
 		.addr = (uintptr_t)buf->data,
 		.len = buf->len,
 		.flags = VMEMEXP_EXPORT_CLOEXEC |
+			 (track ? VMEMEXP_EXPORT_TRACK : 0) |
 			 (flags & VMS_EXPORT_RDONLY ? VMEMEXP_EXPORT_RDONLY : 0) |
 			 (flags & VMS_EXPORT_CARVEOUT ? VMEMEXP_EXPORT_PFNMAP : 0),
 	};
@@ -115,7 +120,7 @@ static int copy_to_memfd(struct vms_buffer *buf, int why)
 }
 
 static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
-				      size_t len, uint32_t flags)
+				      size_t len, uint32_t flags, bool track)
 {
 	struct vms_buffer *buf;
 	int ret;
@@ -135,8 +140,10 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 	buf->len = len;
 	buf->n_ranges = 1;
 	buf->rdonly = flags & VMS_EXPORT_RDONLY;
+	buf->export_flags = flags;
+	buf->refs = 1;
 
-	ret = export_vmemexp(buf, flags);
+	ret = export_vmemexp(buf, flags, track);
 	if (ret < 0 && !(flags & VMS_EXPORT_ZERO_COPY))
 		ret = copy_to_memfd(buf, -ret);
 	if (ret < 0) {
@@ -147,11 +154,67 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 	return buf;
 }
 
+static void forget_reusable(struct vms_buffer *buf)
+{
+	struct vms_buffer **link = &buf->ctx->reusable;
+
+	while (*link && *link != buf)
+		link = &(*link)->next_reusable;
+	if (*link)
+		*link = buf->next_reusable;
+	buf->next_reusable = NULL;
+}
+
+/*
+ * A live export of exactly this memory whose range vmemexp says still
+ * shows the exported pages, with one more reference; NULL otherwise.
+ * One that went stale is forgotten (its holders keep it).
+ */
+static struct vms_buffer *find_reusable(struct vms_context *ctx,
+					const void *ptr, size_t len,
+					uint32_t flags)
+{
+	struct vms_buffer *buf;
+
+	for (buf = ctx->reusable; buf; buf = buf->next_reusable) {
+		struct vmemexp_status st;
+
+		if (buf->data != ptr || buf->len != len ||
+		    buf->export_flags != flags)
+			continue;
+		st = (struct vmemexp_status){ .fd = buf->fd };
+		if (vms_ioctl(ctx->vmemexp_fd, VMEMEXP_IOC_STATUS, &st) == 0 &&
+		    st.flags & VMEMEXP_STATUS_CURRENT) {
+			buf->refs++;
+			vms_log(ctx, "export of %zu bytes at %p reused: dma-buf fd %d",
+				len, ptr, buf->fd);
+			return buf;
+		}
+		vms_log(ctx, "export at %p is stale (the memory was remapped): "
+			"exporting again", ptr);
+		forget_reusable(buf);
+		return NULL;
+	}
+	return NULL;
+}
+
 VMS_EXPORT struct vms_buffer *vms_buffer_export(struct vms_context *ctx,
 						const void *ptr, size_t len,
 						uint32_t flags)
 {
-	return export_span(ctx, ptr, len, flags);
+	struct vms_buffer *buf;
+
+	if (ctx && ctx->vmemexp_fd >= 0 && ptr && len) {
+		buf = find_reusable(ctx, ptr, len, flags);
+		if (buf)
+			return buf;
+	}
+	buf = export_span(ctx, ptr, len, flags, true);
+	if (buf && buf->kind == VMS_BUFFER_DMABUF) {
+		buf->next_reusable = ctx->reusable;
+		ctx->reusable = buf;
+	}
+	return buf;
 }
 
 VMS_EXPORT struct vms_buffer *
@@ -185,7 +248,7 @@ vms_buffer_export_planes(struct vms_context *ctx,
 			end = start + ranges[i].len;
 	}
 
-	buf = export_span(ctx, ranges[0].ptr, end - first, flags);
+	buf = export_span(ctx, ranges[0].ptr, end - first, flags, false);
 	if (!buf)
 		return NULL;
 	buf->n_ranges = count;
@@ -209,6 +272,7 @@ VMS_EXPORT struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx,
 	if (!buf)
 		return NULL;
 	buf->ctx = ctx;
+	buf->refs = 1;
 	buf->kind = VMS_BUFFER_MEMFD;
 	buf->size = round_up_to_pages(size);
 	buf->len = size;
@@ -238,8 +302,9 @@ err_free:
 
 VMS_EXPORT void vms_buffer_destroy(struct vms_buffer *buf)
 {
-	if (!buf)
+	if (!buf || --buf->refs)
 		return;
+	forget_reusable(buf);
 	if (buf->memfd_map)
 		munmap(buf->memfd_map, buf->size);
 	close(buf->fd);

@@ -9,11 +9,15 @@
 
 #define VMS_EXPORT __attribute__((visibility("default")))
 
+struct vms_buffer;
+
 struct vms_context {
 	int vmemexp_fd;		/* -1 without the module */
 	int module_status;	/* 0, or why vmemexp_fd is -1 (an errno) */
 	uint32_t flags;
 	bool debug;
+	/* Live tracked exports vms_buffer_export() may hand out again. */
+	struct vms_buffer *reusable;
 };
 
 /* Whether environment variable @name is set to anything but "" or "0". */

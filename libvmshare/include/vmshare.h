@@ -92,6 +92,14 @@ enum vms_export_flags {
  * into a sealed memfd instead, unless VMS_EXPORT_ZERO_COPY is given.
  * vms_buffer_kind() says which, and vms_buffer_copy_reason() why.
  *
+ * Exporting the same memory (same @p ptr, @p len and @p flags) again while
+ * an earlier dma-buf export of it lives returns that buffer again, with
+ * one more reference for vms_buffer_destroy(), as long as vmemexp reports
+ * that the range still shows the exported pages; after anything remapped
+ * it (munmap and a new mapping at the same address, mremap, madvise,
+ * mprotect...) a fresh export is made.  So a producer may export its frame
+ * every time it sends it and pay for the export only once.
+ *
  * @param ctx    the context
  * @param ptr    start of the memory, any alignment
  * @param len    length in bytes, greater than zero
@@ -135,9 +143,10 @@ struct vms_buffer *vms_buffer_export_planes(struct vms_context *ctx,
 struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx, size_t size);
 
 /**
- * Releases the buffer: closes its fd, and unmaps the memory for buffers
- * from vms_buffer_alloc().  Peers that received the fd keep the pages.
- * Accepts NULL.
+ * Drops one reference (vms_buffer_export() may return a buffer again);
+ * the last releases the buffer: closes its fd, and unmaps the memory for
+ * buffers from vms_buffer_alloc().  Peers that received the fd keep the
+ * pages.  Accepts NULL.
  */
 void vms_buffer_destroy(struct vms_buffer *buf);
 

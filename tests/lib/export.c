@@ -328,6 +328,69 @@ static void module_refusal_falls_back(void)
 	vms_context_destroy(c);
 }
 
+/*
+ * Exporting the same memory again reuses the export while the memory is
+ * unchanged in place (writes included), and never after it was remapped:
+ * a new mapping at the same address must be exported afresh, or a peer
+ * would see the old pages.
+ */
+static void export_again_reuses_until_remapped(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	size_t len = 16 * 4096;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vms_buffer *a, *b, *d;
+	struct vms_mapping *map;
+
+	if (!module_present())
+		vmt_skip("needs vmemexp.ko");
+	VMT_ASSERT(c && p != MAP_FAILED);
+	vmt_fill(p, len, 0, 1);
+	a = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(a && vms_buffer_kind(a) == VMS_BUFFER_DMABUF);
+
+	/* Changed in place: the same dma-buf, and a peer sees the change. */
+	vmt_fill(p, len, 0, 2);
+	b = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(b == a);
+	map = peer_map(b, len);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 2), -1);
+	vms_mapping_destroy(map);
+	vms_buffer_destroy(b);		/* a is still alive */
+	VMT_ASSERT_EQ(fcntl(vms_buffer_fd(a), F_GETFD) >= 0, 1);
+
+	/* Other flags are another export. */
+	d = vms_buffer_export(c, p, len, VMS_EXPORT_RDONLY);
+	VMT_ASSERT(d && d != a);
+	vms_buffer_destroy(d);
+
+	/* Remapped at the same address: exported afresh. */
+	VMT_ASSERT(mmap(p, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
+	vmt_fill(p, len, 0, 3);
+	b = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(b && b != a);
+	map = peer_map(b, len);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 3), -1);
+	vms_mapping_destroy(map);
+	/* The stale export still holds the old pages for its holders. */
+	map = peer_map(a, len);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 2), -1);
+	vms_mapping_destroy(map);
+
+	/* Discarded pages are new pages too. */
+	VMT_ASSERT_OK(madvise(p, len, MADV_DONTNEED));
+	d = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(d && d != b);
+	vms_buffer_destroy(d);
+
+	vms_buffer_destroy(b);
+	vms_buffer_destroy(a);
+	munmap(p, len);
+	vms_context_destroy(c);
+}
+
 static const struct vmt_test tests[] = {
 	VMT_TEST(context_flags),
 	VMT_TEST(export_bad_arguments),
@@ -339,6 +402,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(describe_errors),
 	VMT_TEST(mapping_checks_fd_size),
 	VMT_TEST(module_refusal_falls_back),
+	VMT_TEST(export_again_reuses_until_remapped),
 };
 
 int main(int argc, char **argv)

@@ -18,6 +18,10 @@ _Static_assert(offsetof(struct vmemexp_export, nr_segments) == 40, "segs");
 _Static_assert(offsetof(struct vmemexp_export, pad) == 44, "pad");
 _Static_assert(offsetof(struct vmemexp_export, reserved) == 48, "reserved");
 _Static_assert(_Alignof(struct vmemexp_export) == _Alignof(__u64), "align");
+_Static_assert(sizeof(struct vmemexp_status) == 32, "status size");
+_Static_assert(offsetof(struct vmemexp_status, fd) == 0, "status fd");
+_Static_assert(offsetof(struct vmemexp_status, flags) == 4, "status flags");
+_Static_assert(offsetof(struct vmemexp_status, reserved) == 8, "status reserved");
 
 int main(void)
 {
@@ -27,6 +31,11 @@ int main(void)
 	if (VMEMEXP_IOC_EXPORT != expected) {
 		printf("VMEMEXP_IOC_EXPORT is %#lx, expected %#lx\n",
 		       (unsigned long)VMEMEXP_IOC_EXPORT, expected);
+		return 1;
+	}
+	if (VMEMEXP_IOC_STATUS != 0xc020b601ul) {
+		printf("VMEMEXP_IOC_STATUS is %#lx, expected 0xc020b601\n",
+		       (unsigned long)VMEMEXP_IOC_STATUS);
 		return 1;
 	}
 	return 0;

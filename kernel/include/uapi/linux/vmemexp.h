@@ -25,10 +25,17 @@
  * a range that is not entirely such a mapping with EINVAL.
  */
 #define VMEMEXP_EXPORT_PFNMAP	0x4u
+/*
+ * Keep track of whether the exporter's range still shows the exported
+ * pages, for VMEMEXP_IOC_STATUS: an exporter can then reuse the dma-buf
+ * for the same memory instead of exporting it again.
+ */
+#define VMEMEXP_EXPORT_TRACK	0x8u
 
 #define VMEMEXP_EXPORT_VALID_FLAGS (VMEMEXP_EXPORT_RDONLY | \
 				    VMEMEXP_EXPORT_CLOEXEC | \
-				    VMEMEXP_EXPORT_PFNMAP)
+				    VMEMEXP_EXPORT_PFNMAP | \
+				    VMEMEXP_EXPORT_TRACK)
 
 /**
  * struct vmemexp_export - argument of %VMEMEXP_IOC_EXPORT
@@ -59,7 +66,31 @@ struct vmemexp_export {
 	__u64 reserved[2];
 };
 
+/* The exporter's range still shows the pages the dma-buf holds. */
+#define VMEMEXP_STATUS_CURRENT	0x1u
+
+/**
+ * struct vmemexp_status - argument of %VMEMEXP_IOC_STATUS
+ * @fd: in: a dma-buf this process exported with VMEMEXP_EXPORT_TRACK.
+ * @flags: out: VMEMEXP_STATUS_* flags; must be 0 on input.
+ * @reserved: must be 0.
+ *
+ * VMEMEXP_STATUS_CURRENT is clear as soon as anything changed the page
+ * tables of the exported range (munmap, mremap, mprotect, madvise,
+ * copy-on-write...) since the export, even a change that kept the pages:
+ * a clear flag means "export again", a set one "the dma-buf still is
+ * this memory".  Errors: EBADF for a bad fd, EINVAL for an fd that is not
+ * a vmemexp dma-buf or nonzero input fields, EOPNOTSUPP for an export
+ * without VMEMEXP_EXPORT_TRACK, EPERM for another process's export.
+ */
+struct vmemexp_status {
+	__s32 fd;
+	__u32 flags;
+	__u64 reserved[3];
+};
+
 #define VMEMEXP_IOC_MAGIC	0xB6
 #define VMEMEXP_IOC_EXPORT	_IOWR(VMEMEXP_IOC_MAGIC, 0x00, struct vmemexp_export)
+#define VMEMEXP_IOC_STATUS	_IOWR(VMEMEXP_IOC_MAGIC, 0x01, struct vmemexp_status)
 
 #endif /* _UAPI_LINUX_VMEMEXP_H */
