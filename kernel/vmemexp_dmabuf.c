@@ -326,7 +326,9 @@ static int vmemexp_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 /*
  * A kernel mapping is always writable, and importers that take one (V4L2's
  * vmalloc buffers, for one) may write through it without saying so: only
- * writable exports get one.
+ * writable exports get one.  Read-only exports have no .vmap at all
+ * (vmemexp_dmabuf_ro_ops): a .vmap that fails makes 6.1's dma_buf_vmap()
+ * warn, while a missing one is a plain -EINVAL for the importer.
  */
 static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
@@ -337,8 +339,6 @@ static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	unsigned int i;
 	void *vaddr;
 
-	if (!buf->writable)
-		return -EACCES;
 	if (buf->carveout && buf->carveout->writecombine)
 		prot = pgprot_writecombine(prot);
 
@@ -439,6 +439,18 @@ static const struct dma_buf_ops vmemexp_dmabuf_ops = {
 	.end_cpu_access = vmemexp_end_cpu_access,
 };
 
+/* The same without a kernel mapping, for read-only exports. */
+static const struct dma_buf_ops vmemexp_dmabuf_ro_ops = {
+	.attach = vmemexp_attach,
+	.detach = vmemexp_detach,
+	.map_dma_buf = vmemexp_map_dma_buf,
+	.unmap_dma_buf = vmemexp_unmap_dma_buf,
+	.release = vmemexp_release,
+	.mmap = vmemexp_mmap,
+	.begin_cpu_access = vmemexp_begin_cpu_access,
+	.end_cpu_access = vmemexp_end_cpu_access,
+};
+
 /**
  * vmemexp_dmabuf_buffer - the buffer behind one of our dma-bufs
  * @dmabuf: any dma-buf
@@ -447,7 +459,8 @@ static const struct dma_buf_ops vmemexp_dmabuf_ops = {
  */
 struct vmemexp_buffer *vmemexp_dmabuf_buffer(struct dma_buf *dmabuf)
 {
-	return dmabuf->ops == &vmemexp_dmabuf_ops ? dmabuf->priv : NULL;
+	return dmabuf->ops == &vmemexp_dmabuf_ops ||
+	       dmabuf->ops == &vmemexp_dmabuf_ro_ops ? dmabuf->priv : NULL;
 }
 
 /**
@@ -462,7 +475,8 @@ struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf)
 {
 	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
 
-	exp_info.ops = &vmemexp_dmabuf_ops;
+	exp_info.ops = buf->writable ? &vmemexp_dmabuf_ops :
+				       &vmemexp_dmabuf_ro_ops;
 	exp_info.size = buf->nr_pages << PAGE_SHIFT;
 	exp_info.flags = buf->writable ? O_RDWR : O_RDONLY;
 	exp_info.priv = buf;
