@@ -5,6 +5,7 @@
 #ifndef _VMEMEXP_H
 #define _VMEMEXP_H
 
+#include <linux/err.h>
 #include <linux/list.h>
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
@@ -108,10 +109,34 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf);
 struct vmemexp_buffer *vmemexp_dmabuf_buffer(struct dma_buf *dmabuf);
 
+#ifdef CONFIG_MMU_NOTIFIER
 struct vmemexp_track *vmemexp_track_start(unsigned long start,
 					  unsigned long len);
 bool vmemexp_track_current(const struct vmemexp_track *track);
 bool vmemexp_track_owned_by_current(const struct vmemexp_track *track);
 void vmemexp_track_stop(struct vmemexp_track *track);
+#else
+/* Without MMU notifiers nothing can be tracked: the flag is refused. */
+static inline struct vmemexp_track *vmemexp_track_start(unsigned long start,
+							unsigned long len)
+{
+	return ERR_PTR(-EOPNOTSUPP);
+}
+
+static inline bool vmemexp_track_current(const struct vmemexp_track *track)
+{
+	return false;
+}
+
+static inline bool
+vmemexp_track_owned_by_current(const struct vmemexp_track *track)
+{
+	return false;
+}
+
+static inline void vmemexp_track_stop(struct vmemexp_track *track)
+{
+}
+#endif
 
 #endif /* _VMEMEXP_H */

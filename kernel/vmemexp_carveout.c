@@ -15,6 +15,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -36,6 +37,20 @@ static struct vmemexp_carveout vmemexp_carveouts[VMEMEXP_MAX_CARVEOUTS];
 static unsigned int vmemexp_nr_carveouts;
 
 /*
+ * Whether @pfn lies in a memory section that is present but offline
+ * (hot-added, not yet onlined).  Boot memory, reserved parts included, is
+ * in online sections.
+ */
+static bool vmemexp_offline_section(unsigned long pfn)
+{
+#ifdef CONFIG_MEMORY_HOTPLUG
+	return !online_section_nr(pfn_to_section_nr(pfn));
+#else
+	return false;
+#endif
+}
+
+/*
  * A declared range must be memory the kernel does not hand out: either no
  * RAM at all (no struct pages, e.g. above mem=) or RAM it reserved at boot
  * (memmap=, reserved-memory), whose pages are never freed.  A range of
@@ -48,7 +63,14 @@ static int vmemexp_carveout_classify(struct vmemexp_carveout *co)
 	for (pfn = co->start_pfn; pfn < co->end_pfn; pfn++) {
 		if (!pfn_valid(pfn))
 			continue;
-		if (!PageReserved(pfn_to_page(pfn))) {
+		/*
+		 * Offline hot-added memory is PageReserved too, until it is
+		 * onlined and given to the page allocator; device memory has
+		 * an owner of its own.
+		 */
+		if (vmemexp_offline_section(pfn) ||
+		    is_zone_device_page(pfn_to_page(pfn)) ||
+		    !PageReserved(pfn_to_page(pfn))) {
 			pr_err("carve-out page %#lx is memory the kernel manages\n",
 			       pfn);
 			return -EINVAL;

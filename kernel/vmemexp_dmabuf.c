@@ -361,7 +361,11 @@ static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 			pages[j] = pfn_to_page(pfns[j]);
 		vaddr = vmap(pages, n, VM_MAP, prot);
 	} else {
+#ifdef CONFIG_VMAP_PFN
 		vaddr = vmap_pfn(pfns, n, prot);
+#else
+		vaddr = NULL;	/* not reached: such buffers have no .vmap */
+#endif
 	}
 	kvfree(pfns);
 	if (!vaddr)
@@ -439,7 +443,10 @@ static const struct dma_buf_ops vmemexp_dmabuf_ops = {
 	.end_cpu_access = vmemexp_end_cpu_access,
 };
 
-/* The same without a kernel mapping, for read-only exports. */
+/*
+ * The same without a kernel mapping: for read-only exports, and for
+ * carve-outs without struct pages on kernels without vmap_pfn().
+ */
 static const struct dma_buf_ops vmemexp_dmabuf_ro_ops = {
 	.attach = vmemexp_attach,
 	.detach = vmemexp_detach,
@@ -475,8 +482,9 @@ struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf)
 {
 	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
 
-	exp_info.ops = buf->writable ? &vmemexp_dmabuf_ops :
-				       &vmemexp_dmabuf_ro_ops;
+	exp_info.ops = buf->writable &&
+		       (vmemexp_has_pages(buf) || IS_ENABLED(CONFIG_VMAP_PFN)) ?
+		       &vmemexp_dmabuf_ops : &vmemexp_dmabuf_ro_ops;
 	exp_info.size = buf->nr_pages << PAGE_SHIFT;
 	exp_info.flags = buf->writable ? O_RDWR : O_RDONLY;
 	exp_info.priv = buf;

@@ -10,8 +10,11 @@
  * MMU notifiers, so an interval notifier over the range tells, at the cost
  * of one flag, whether anything happened there since the export
  * (VMEMEXP_EXPORT_TRACK, VMEMEXP_IOC_STATUS).  It errs on the safe side:
- * any invalidation of the range, even one that kept the pages (a THP
- * split, say), counts as a change.
+ * any invalidation of the range counts as a change, even one that kept
+ * the pages (a THP split, say), except the protection changes that cannot
+ * replace a pinned page: mprotect, NUMA-balancing scans, fork's write
+ * protection and soft-dirty clearing happen all the time on some systems
+ * and would otherwise defeat reuse.
  */
 #include <linux/mmu_notifier.h>
 #include <linux/sched.h>
@@ -37,7 +40,14 @@ static bool vmemexp_track_invalidate(struct mmu_interval_notifier *sub,
 						   notifier);
 
 	mmu_interval_set_seq(sub, cur_seq);
-	WRITE_ONCE(track->changed, true);
+	switch (range->event) {
+	case MMU_NOTIFY_PROTECTION_VMA:
+	case MMU_NOTIFY_PROTECTION_PAGE:
+	case MMU_NOTIFY_SOFT_DIRTY:
+		break;
+	default:
+		WRITE_ONCE(track->changed, true);
+	}
 	return true;
 }
 

@@ -93,6 +93,7 @@ VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 	ctx->flags = flags;
 	ctx->debug = vms_env_flag("VMSHARE_DEBUG");
 	ctx->vmemexp_fd = -1;
+	pthread_mutex_init(&ctx->lock, NULL);
 
 	if (flags & VMS_CONTEXT_NO_MODULE) {
 		ctx->module_status = ENODEV;
@@ -105,6 +106,7 @@ VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 		vms_log(ctx, "cannot open %s (%s): exports fall back to copies",
 			VMS_DEVICE, strerror(errno));
 		if (flags & VMS_CONTEXT_REQUIRE_MODULE) {
+			pthread_mutex_destroy(&ctx->lock);
 			free(ctx);
 			errno = ENODEV;
 			return NULL;
@@ -121,6 +123,7 @@ VMS_EXPORT void vms_context_destroy(struct vms_context *ctx)
 		return;
 	if (ctx->vmemexp_fd >= 0)
 		close(ctx->vmemexp_fd);
+	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
 }
 

@@ -2,6 +2,7 @@
 /* Making memory shareable: vmemexp exports, memfd copies, memfd memory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/vmemexp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,9 @@ struct vms_buffer {
 	bool rdonly;
 	char copy_reason[160];
 	/* Reuse by vms_buffer_export() of the same memory (tracked exports). */
-	uint32_t export_flags;
-	unsigned int refs;
+	bool tracked;
+	uint32_t export_flags;		/* those that change the export */
+	unsigned int refs;		/* under ctx->lock */
 	struct vms_buffer *next_reusable;
 };
 
@@ -55,9 +57,22 @@ static int export_vmemexp(struct vms_buffer *buf, uint32_t flags, bool track)
 
 	if (buf->ctx->vmemexp_fd < 0)
 		return -buf->ctx->module_status;
+	if (buf->ctx->no_track)
+		e.flags &= ~VMEMEXP_EXPORT_TRACK;
 	ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, &e);
+	/* A module older than VMEMEXP_EXPORT_TRACK rejects the flag. */
+	if (ret == -EINVAL && (e.flags & VMEMEXP_EXPORT_TRACK)) {
+		e.flags &= ~VMEMEXP_EXPORT_TRACK;
+		ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, &e);
+		if (ret == 0) {
+			buf->ctx->no_track = true;
+			vms_log(buf->ctx, "vmemexp cannot track exports: "
+				"exports of the same memory are not reused");
+		}
+	}
 	if (ret < 0)
 		return ret;
+	buf->tracked = e.flags & VMEMEXP_EXPORT_TRACK;
 	buf->kind = VMS_BUFFER_DMABUF;
 	buf->fd = e.fd;
 	buf->size = e.size;
@@ -140,7 +155,7 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 	buf->len = len;
 	buf->n_ranges = 1;
 	buf->rdonly = flags & VMS_EXPORT_RDONLY;
-	buf->export_flags = flags;
+	buf->export_flags = flags & (VMS_EXPORT_RDONLY | VMS_EXPORT_CARVEOUT);
 	buf->refs = 1;
 
 	ret = export_vmemexp(buf, flags, track);
@@ -154,6 +169,7 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 	return buf;
 }
 
+/* Called with ctx->lock held. */
 static void forget_reusable(struct vms_buffer *buf)
 {
 	struct vms_buffer **link = &buf->ctx->reusable;
@@ -168,7 +184,8 @@ static void forget_reusable(struct vms_buffer *buf)
 /*
  * A live export of exactly this memory whose range vmemexp says still
  * shows the exported pages, with one more reference; NULL otherwise.
- * One that went stale is forgotten (its holders keep it).
+ * One that went stale is forgotten (its holders keep it).  Called with
+ * ctx->lock held.
  */
 static struct vms_buffer *find_reusable(struct vms_context *ctx,
 					const void *ptr, size_t len,
@@ -180,7 +197,8 @@ static struct vms_buffer *find_reusable(struct vms_context *ctx,
 		struct vmemexp_status st;
 
 		if (buf->data != ptr || buf->len != len ||
-		    buf->export_flags != flags)
+		    buf->export_flags !=
+		    (flags & (VMS_EXPORT_RDONLY | VMS_EXPORT_CARVEOUT)))
 			continue;
 		st = (struct vmemexp_status){ .fd = buf->fd };
 		if (vms_ioctl(ctx->vmemexp_fd, VMEMEXP_IOC_STATUS, &st) == 0 &&
@@ -202,17 +220,21 @@ VMS_EXPORT struct vms_buffer *vms_buffer_export(struct vms_context *ctx,
 						const void *ptr, size_t len,
 						uint32_t flags)
 {
-	struct vms_buffer *buf;
+	struct vms_buffer *buf = NULL;
 
 	if (ctx && ctx->vmemexp_fd >= 0 && ptr && len) {
+		pthread_mutex_lock(&ctx->lock);
 		buf = find_reusable(ctx, ptr, len, flags);
+		pthread_mutex_unlock(&ctx->lock);
 		if (buf)
 			return buf;
 	}
 	buf = export_span(ctx, ptr, len, flags, true);
-	if (buf && buf->kind == VMS_BUFFER_DMABUF) {
+	if (buf && buf->tracked) {
+		pthread_mutex_lock(&ctx->lock);
 		buf->next_reusable = ctx->reusable;
 		ctx->reusable = buf;
+		pthread_mutex_unlock(&ctx->lock);
 	}
 	return buf;
 }
@@ -302,9 +324,17 @@ err_free:
 
 VMS_EXPORT void vms_buffer_destroy(struct vms_buffer *buf)
 {
-	if (!buf || --buf->refs)
+	bool last;
+
+	if (!buf)
 		return;
-	forget_reusable(buf);
+	pthread_mutex_lock(&buf->ctx->lock);
+	last = --buf->refs == 0;
+	if (last)
+		forget_reusable(buf);
+	pthread_mutex_unlock(&buf->ctx->lock);
+	if (!last)
+		return;
 	if (buf->memfd_map)
 		munmap(buf->memfd_map, buf->size);
 	close(buf->fd);

@@ -3,6 +3,7 @@
 #ifndef VMS_PRIVATE_H
 #define VMS_PRIVATE_H
 
+#include <pthread.h>
 #include <stdio.h>
 
 #include "vmshare.h"
@@ -17,7 +18,9 @@ struct vms_context {
 	uint32_t flags;
 	bool debug;
 	/* Live tracked exports vms_buffer_export() may hand out again. */
+	pthread_mutex_t lock;	/* protects @reusable and buffers' refs */
 	struct vms_buffer *reusable;
+	bool no_track;		/* the module predates VMEMEXP_EXPORT_TRACK */
 };
 
 /* Whether environment variable @name is set to anything but "" or "0". */

@@ -50,7 +50,13 @@ enum vms_context_flags {
  */
 struct vms_context *vms_context_create(uint32_t flags);
 
-/** Destroys a context; its buffers must be destroyed first.  Accepts NULL. */
+/**
+ * Destroys a context; its buffers must be destroyed first.  Accepts NULL.
+ *
+ * Threads: a context may be shared by threads that export and destroy
+ * buffers concurrently (the reuse of exports is locked); one buffer, wl
+ * or x11 object must not be used by two threads at once.
+ */
 void vms_context_destroy(struct vms_context *ctx);
 
 /**
@@ -96,8 +102,8 @@ enum vms_export_flags {
  * an earlier dma-buf export of it lives returns that buffer again, with
  * one more reference for vms_buffer_destroy(), as long as vmemexp reports
  * that the range still shows the exported pages; after anything remapped
- * it (munmap and a new mapping at the same address, mremap, madvise,
- * mprotect...) a fresh export is made.  So a producer may export its frame
+ * it (munmap and a new mapping at the same address, mremap, madvise...)
+ * a fresh export is made.  So a producer may export its frame
  * every time it sends it and pay for the export only once.
  *
  * @param ctx    the context

@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "vmx.h"
@@ -89,13 +90,14 @@ static void stale_after_madv_dontneed(void)
 	munmap(p, LEN);
 }
 
-static void stale_after_mprotect(void)
+/* A protection change cannot replace pinned pages: still current. */
+static void current_after_mprotect(void)
 {
 	int fd;
 	uint8_t *p = tracked(&fd);
 
 	VMT_ASSERT_OK(mprotect(p, PAGE, PROT_READ));
-	VMT_ASSERT(!is_current(fd));
+	VMT_ASSERT(is_current(fd));
 	close(fd);
 	munmap(p, LEN);
 }
@@ -179,19 +181,52 @@ static void other_process_eperm(void)
 	munmap(p, LEN);
 }
 
+/*
+ * The exporter exits while a peer holds the tracked dma-buf: the notifier
+ * must go away cleanly after the exporter's mm did.
+ */
+static void exporter_exits_first(void)
+{
+	int sv[2], pid, fd;
+	char byte;
+
+	VMT_ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	pid = fork();
+	VMT_ASSERT(pid >= 0);
+	if (pid == 0) {
+		int dfd;
+		uint8_t *p = tracked(&dfd);
+
+		p[0] = 1;
+		_exit(vmt_send_fd(sv[1], dfd, "x", 1) < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	fd = vmt_recv_fd(sv[0], &byte, 1);
+	VMT_ASSERT(fd >= 0);
+	VMT_ASSERT_EQ(vmt_wait(pid), 0);
+	{
+		uint32_t flags;
+
+		VMT_ASSERT_ERRNO(status_of(fd, &flags), EPERM);
+	}
+	close(fd);
+	close(sv[0]);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct vmt_test tests[] = {
 		VMT_TEST(current_after_export_and_writes),
 		VMT_TEST(stale_after_munmap),
 		VMT_TEST(stale_after_madv_dontneed),
-		VMT_TEST(stale_after_mprotect),
+		VMT_TEST(current_after_mprotect),
 		VMT_TEST(stale_after_mremap),
 		VMT_TEST(untracked_export_eopnotsupp),
 		VMT_TEST(bad_fd_ebadf),
 		VMT_TEST(not_a_dmabuf_einval),
 		VMT_TEST(nonzero_input_einval),
 		VMT_TEST(other_process_eperm),
+		VMT_TEST(exporter_exits_first),
 	};
 
 	return vmt_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]),

@@ -75,11 +75,11 @@ struct vmemexp_export {
  * @flags: out: VMEMEXP_STATUS_* flags; must be 0 on input.
  * @reserved: must be 0.
  *
- * VMEMEXP_STATUS_CURRENT is clear as soon as anything changed the page
- * tables of the exported range (munmap, mremap, mprotect, madvise,
- * copy-on-write...) since the export, even a change that kept the pages:
- * a clear flag means "export again", a set one "the dma-buf still is
- * this memory".  Errors: EBADF for a bad fd, EINVAL for an fd that is not
+ * VMEMEXP_STATUS_CURRENT is clear as soon as anything unmapped or replaced
+ * pages of the exported range (munmap, mremap, madvise, copy-on-write...)
+ * since the export, even a change that kept the pages; protection changes
+ * (mprotect) do not count: a clear flag means "export again", a set one
+ * "the dma-buf still is this memory".  Errors: EBADF for a bad fd, EINVAL for an fd that is not
  * a vmemexp dma-buf or nonzero input fields, EOPNOTSUPP for an export
  * without VMEMEXP_EXPORT_TRACK, EPERM for another process's export.
  */
