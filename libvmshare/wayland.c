@@ -114,9 +114,12 @@ static void dmabuf_format(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
 	struct dmabuf_format *f = find_format(&wl->dmabuf_formats, fourcc,
 					      true);
 
-	(void)dmabuf;
-	/* Version 1 and 2 formats carry no modifier: the implicit one. */
-	if (f)
+	/*
+	 * Version 1 and 2 formats carry no modifier: the implicit one.  From
+	 * version 3 on the modifier events say which, and a compositor may
+	 * still send format events that mean nothing more.
+	 */
+	if (f && wl_proxy_get_version((struct wl_proxy *)dmabuf) < 3)
 		f->implicit = true;
 }
 

@@ -1052,5 +1052,8 @@ __attribute__((destructor)) static void shim_summary(void)
 	fprintf(stderr, "vmshare-shm-shim: %u buffers as dma-buf, %u passed through%s%s\n",
 		shim.dmabuf_buffers, shim.passed_buffers, reasons,
 		len ? ")" : "");
-	vms_context_destroy(shim.ctx);
+	/*
+	 * The context stays: pools may still hold exports, and other threads
+	 * may still be running; the process is going away anyway.
+	 */
 }
