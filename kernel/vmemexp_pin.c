@@ -62,27 +62,38 @@ static int vmemexp_check_vmas(struct mm_struct *mm, unsigned long start,
  * page, and the exporter's next write would then land in a fresh copy the
  * dma-buf never sees.  Resolve write faults (without writing) wherever the
  * exporter itself may write, so the pinned pages are the ones it keeps.
+ * A write fault that fails where the exporter may write (out of memory,
+ * found by fault injection) fails the export: going on would pin the zero
+ * page.  Returns 0 or a negative errno.
  */
-static void vmemexp_fault_in_writable(struct mm_struct *mm,
-				      unsigned long start, unsigned long end)
+static int vmemexp_fault_in_writable(struct mm_struct *mm,
+				     unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma;
+	bool may_write;
 	size_t left;
 
-	while (start < end && !fatal_signal_pending(current)) {
+	while (start < end) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		left = fault_in_safe_writeable((const char __user *)start,
 					       end - start);
 		if (!left)
-			return;
+			return 0;
 
-		/* Not writable here: skip the rest of this VMA. */
 		start = end - left;
 		mmap_read_lock(mm);
 		vma = find_vma(mm, start);
+		may_write = vma && vma->vm_start <= start &&
+			    (vma->vm_flags & VM_WRITE);
+		/* Not writable here: skip the rest of this VMA. */
 		start = vma ? max(vma->vm_end, start + 1) : end;
 		mmap_read_unlock(mm);
+		if (may_write)
+			return -ENOMEM;
 		start = PAGE_ALIGN(start);
 	}
+	return 0;
 }
 
 /**
@@ -254,8 +265,11 @@ struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 	if (ret)
 		goto err_free_buf;
 
-	if (!writable)
-		vmemexp_fault_in_writable(mm, start, end);
+	if (!writable) {
+		ret = vmemexp_fault_in_writable(mm, start, end);
+		if (ret)
+			goto err_uncharge;
+	}
 
 	ret = vmemexp_pin_runs(buf, start, nr_pages, gup_flags);
 	if (ret) {
