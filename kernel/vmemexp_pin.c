@@ -18,6 +18,8 @@
  */
 #define VMEMEXP_PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
 #define VMEMEXP_MIN_RUNS	8
+/* Failed write faults in a writable VMA before an export gives up. */
+#define VMEMEXP_FAULT_IN_TRIES	4
 
 /*
  * GUP reports every unexportable range as -EFAULT.  Walking the VMAs after
@@ -69,7 +71,9 @@ static int vmemexp_check_vmas(struct mm_struct *mm, unsigned long start,
 static int vmemexp_fault_in_writable(struct mm_struct *mm,
 				     unsigned long start, unsigned long end)
 {
+	unsigned int tries = VMEMEXP_FAULT_IN_TRIES;
 	struct vm_area_struct *vma;
+	unsigned long next;
 	bool may_write;
 	size_t left;
 
@@ -86,12 +90,21 @@ static int vmemexp_fault_in_writable(struct mm_struct *mm,
 		vma = find_vma(mm, start);
 		may_write = vma && vma->vm_start <= start &&
 			    (vma->vm_flags & VM_WRITE);
-		/* Not writable here: skip the rest of this VMA. */
-		start = vma ? max(vma->vm_end, start + 1) : end;
+		next = vma ? max(vma->vm_end, start + 1) : end;
 		mmap_read_unlock(mm);
-		if (may_write)
-			return -ENOMEM;
-		start = PAGE_ALIGN(start);
+		/*
+		 * Writable, yet the fault failed: out of memory, or another
+		 * thread remapped the page in between; try again a few times
+		 * before calling it the former.
+		 */
+		if (may_write) {
+			if (!--tries)
+				return -ENOMEM;
+			continue;
+		}
+		/* Not writable here: skip the rest of this VMA. */
+		tries = VMEMEXP_FAULT_IN_TRIES;
+		start = PAGE_ALIGN(next);
 	}
 	return 0;
 }
