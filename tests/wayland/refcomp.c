@@ -212,6 +212,27 @@ struct buffer {
 	struct plane planes[MAX_PLANES];
 };
 
+/*
+ * A new resource with its implementation, or NULL after telling the client
+ * it ran out of memory: every object refcomp creates goes through here.
+ */
+static struct wl_resource *new_resource(struct wl_client *client,
+					const struct wl_interface *iface,
+					int version, uint32_t id,
+					const void *impl, void *data,
+					wl_resource_destroy_func_t destroy)
+{
+	struct wl_resource *res = wl_resource_create(client, iface, version,
+						     id);
+
+	if (!res) {
+		wl_client_post_no_memory(client);
+		return NULL;
+	}
+	wl_resource_set_implementation(res, impl, data, destroy);
+	return res;
+}
+
 static const struct format *format_by_fourcc(uint32_t fourcc)
 {
 	for (size_t i = 0; i < N_FORMATS; i++)
@@ -508,15 +529,13 @@ static const struct wl_shm_interface shm_impl = {
 static void bind_shm(struct wl_client *client, void *data, uint32_t version,
 		     uint32_t id)
 {
-	struct wl_resource *res = wl_resource_create(client, &wl_shm_interface,
-						     (int)version, id);
+	struct wl_resource *res = new_resource(client, &wl_shm_interface,
+					       (int)version, id, &shm_impl,
+					       NULL, NULL);
 
 	(void)data;
-	if (!res) {
-		wl_client_post_no_memory(client);
+	if (!res)
 		return;
-	}
-	wl_resource_set_implementation(res, &shm_impl, NULL, NULL);
 	for (size_t i = 0; i < N_FORMATS; i++)
 		if (formats[i].shm >= 0)
 			wl_shm_send_format(res, (uint32_t)formats[i].shm);
@@ -963,13 +982,10 @@ static void bind_dmabuf(struct wl_client *client, void *data,
 	struct wl_resource *res;
 
 	(void)data;
-	res = wl_resource_create(client, &zwp_linux_dmabuf_v1_interface,
-				 (int)version, id);
-	if (!res) {
-		wl_client_post_no_memory(client);
+	res = new_resource(client, &zwp_linux_dmabuf_v1_interface, (int)version,
+			   id, &dmabuf_impl, NULL, NULL);
+	if (!res)
 		return;
-	}
-	wl_resource_set_implementation(res, &dmabuf_impl, NULL, NULL);
 	/*
 	 * Like Weston: modifiers from version 3, the bare format before;
 	 * version 4 clients learn them only from feedback objects.
@@ -1146,15 +1162,12 @@ static void surface_frame(struct wl_client *client,
 			  struct wl_resource *resource, uint32_t callback)
 {
 	struct surface *s = wl_resource_get_user_data(resource);
-	struct wl_resource *res = wl_resource_create(client,
-						     &wl_callback_interface,
-						     1, callback);
+	struct wl_resource *res = new_resource(client, &wl_callback_interface,
+					       1, callback, NULL, NULL,
+					       unlink_resource);
 
-	if (!res) {
-		wl_client_post_no_memory(client);
+	if (!res)
 		return;
-	}
-	wl_resource_set_implementation(res, NULL, NULL, unlink_resource);
 	wl_list_insert(s->pending_frames.prev, wl_resource_get_link(res));
 }
 
@@ -1358,16 +1371,9 @@ static const struct wl_compositor_interface compositor_impl = {
 static void bind_compositor(struct wl_client *client, void *data,
 			    uint32_t version, uint32_t id)
 {
-	struct wl_resource *res = wl_resource_create(client,
-						     &wl_compositor_interface,
-						     (int)version, id);
-
 	(void)data;
-	if (!res) {
-		wl_client_post_no_memory(client);
-		return;
-	}
-	wl_resource_set_implementation(res, &compositor_impl, NULL, NULL);
+	new_resource(client, &wl_compositor_interface, (int)version, id,
+		     &compositor_impl, NULL, NULL);
 }
 
 /* ---- xdg-shell ---------------------------------------------------------- */
@@ -2033,15 +2039,13 @@ static const struct wl_output_interface output_impl = {
 static void bind_output(struct wl_client *client, void *data,
 			uint32_t version, uint32_t id)
 {
-	struct wl_resource *res = wl_resource_create(client, &wl_output_interface,
-						     (int)version, id);
+	struct wl_resource *res = new_resource(client, &wl_output_interface,
+					       (int)version, id, &output_impl,
+					       NULL, NULL);
 
 	(void)data;
-	if (!res) {
-		wl_client_post_no_memory(client);
+	if (!res)
 		return;
-	}
-	wl_resource_set_implementation(res, &output_impl, NULL, NULL);
 	wl_output_send_geometry(res, 0, 0, 169, 127,
 				WL_OUTPUT_SUBPIXEL_UNKNOWN, "vmshare",
 				"refcomp", WL_OUTPUT_TRANSFORM_NORMAL);
@@ -2064,13 +2068,11 @@ static void presentation_feedback(struct wl_client *client,
 	struct surface *s = wl_resource_get_user_data(surface_resource);
 	struct wl_resource *res;
 
-	res = wl_resource_create(client, &wp_presentation_feedback_interface,
-				 wl_resource_get_version(resource), callback);
-	if (!res) {
-		wl_client_post_no_memory(client);
+	res = new_resource(client, &wp_presentation_feedback_interface,
+			   wl_resource_get_version(resource), callback, NULL,
+			   NULL, unlink_resource);
+	if (!res)
 		return;
-	}
-	wl_resource_set_implementation(res, NULL, NULL, unlink_resource);
 	wl_list_insert(s->pending_feedback.prev, wl_resource_get_link(res));
 }
 
@@ -2082,16 +2084,14 @@ static const struct wp_presentation_interface presentation_impl = {
 static void bind_presentation(struct wl_client *client, void *data,
 			      uint32_t version, uint32_t id)
 {
-	struct wl_resource *res = wl_resource_create(client,
-						     &wp_presentation_interface,
-						     (int)version, id);
+	struct wl_resource *res = new_resource(client,
+					       &wp_presentation_interface,
+					       (int)version, id,
+					       &presentation_impl, NULL, NULL);
 
 	(void)data;
-	if (!res) {
-		wl_client_post_no_memory(client);
+	if (!res)
 		return;
-	}
-	wl_resource_set_implementation(res, &presentation_impl, NULL, NULL);
 	wp_presentation_send_clock_id(res, CLOCK_MONOTONIC);
 }
 
