@@ -95,7 +95,7 @@ static inline bool vmemexp_has_pages(const struct vmemexp_buffer *buf)
 
 struct vmemexp_buffer *vmemexp_buffer_alloc(bool writable);
 int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
-			  unsigned long pfn);
+			  unsigned long pfn, unsigned long nr);
 struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 					  unsigned long nr_pages,
 					  bool writable);

@@ -283,7 +283,7 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 			ret = -EPERM;
 			break;
 		}
-		ret = vmemexp_buffer_append(buf, &capacity, pfn);
+		ret = vmemexp_buffer_append(buf, &capacity, pfn, 1);
 	}
 	mmap_read_unlock(mm);
 	if (ret)

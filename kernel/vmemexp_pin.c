@@ -110,26 +110,28 @@ static int vmemexp_fault_in_writable(struct mm_struct *mm,
 }
 
 /**
- * vmemexp_buffer_append - add one page frame at the end of a buffer
+ * vmemexp_buffer_append - add physically contiguous page frames at the end
+ * of a buffer
  * @buf: the buffer
  * @capacity: entries allocated in @buf->runs, updated as it grows
- * @pfn: the page frame
+ * @pfn: the first page frame
+ * @nr: how many frames follow from @pfn, at least one
  *
  * Extends the last run when @pfn follows it physically, so runs stay as
  * long as the memory is contiguous.
  *
- * Return: 0, or -ENOMEM when the run array could not grow; @pfn is then
- * not part of the buffer.
+ * Return: 0, or -ENOMEM when the run array could not grow; the frames are
+ * then not part of the buffer.
  */
 int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
-			  unsigned long pfn)
+			  unsigned long pfn, unsigned long nr)
 {
 	struct vmemexp_run *run;
 
 	if (buf->nr_runs) {
 		run = &buf->runs[buf->nr_runs - 1];
 		if (pfn == run->pfn + (buf->nr_pages - run->pgoff)) {
-			buf->nr_pages++;
+			buf->nr_pages += nr;
 			return 0;
 		}
 	}
@@ -146,8 +148,28 @@ int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
 	}
 	run = &buf->runs[buf->nr_runs++];
 	run->pfn = pfn;
-	run->pgoff = buf->nr_pages++;
+	run->pgoff = buf->nr_pages;
+	buf->nr_pages += nr;
 	return 0;
+}
+
+/*
+ * How many of @pages, from the first, are physically contiguous.  GUP
+ * lists a large folio's subpages one by one, in order where the folio is
+ * mapped in order, so a THP or hugetlb page comes out as one stretch that
+ * costs a comparison per page instead of a call to vmemexp_buffer_append().
+ */
+static unsigned int vmemexp_contiguous(struct page **pages, unsigned int nr)
+{
+	unsigned int i;
+
+	/* nth_page() is plain pointer arithmetic where memmap is virtually
+	 * contiguous (x86_64), so this is one comparison per page there.
+	 */
+	for (i = 1; i < nr; i++)
+		if (pages[i] != nth_page(pages[0], i))
+			break;
+	return i;
 }
 
 static void vmemexp_unpin_runs(struct vmemexp_buffer *buf, bool dirty)
@@ -168,7 +190,7 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 			    unsigned long nr_pages, unsigned int gup_flags)
 {
 	struct page **batch;
-	unsigned int capacity = 0;
+	unsigned int capacity = 0, stretch;
 	int i, ret = 0;
 
 	batch = kmalloc(PAGE_SIZE, GFP_KERNEL);
@@ -189,10 +211,12 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 			ret = ret ? ret : -EFAULT;
 			break;
 		}
-		for (i = 0; i < ret; i++)
+		for (i = 0; i < ret; i += stretch) {
+			stretch = vmemexp_contiguous(batch + i, ret - i);
 			if (vmemexp_buffer_append(buf, &capacity,
-						  page_to_pfn(batch[i])))
+						  page_to_pfn(batch[i]), stretch))
 				break;
+		}
 		if (i < ret) {
 			unpin_user_pages(batch + i, ret - i);
 			ret = -ENOMEM;

@@ -243,6 +243,48 @@ static void thp(void)
 	munmap(p, len);
 }
 
+/* Moves the page at @from to @to, which must be mapped or reserved. */
+static void move_page(uint8_t *from, uint8_t *to)
+{
+	size_t page = (size_t)getpagesize();
+
+	VMT_ASSERT(mremap(from, page, page, MREMAP_MAYMOVE | MREMAP_FIXED,
+			  to) == to);
+}
+
+/*
+ * A THP whose subpages are mapped out of order (mremap splits the PMD,
+ * the folio stays large): the export must follow the virtual order page
+ * by page, not assume a large folio is mapped in order end to end.  Pages
+ * 100 and 101 trade places, so the range still starts and ends where an
+ * in-order folio would; the runs are 0-99, 101, 100 and 102-511.
+ */
+static void thp_out_of_order(void)
+{
+	size_t page = (size_t)getpagesize(), len = HUGE;
+	uint8_t *p = map_aligned(len, HUGE), *spare = map_anon(page, MAP_PRIVATE);
+	struct vmemexp_export e;
+	int dev = vmx_open();
+
+	VMT_ASSERT_OK(madvise(p, len, MADV_HUGEPAGE));
+	memset(p, 1, len);
+	vmx_export_ok(dev, p, len, 0, &e);
+	close(e.fd);
+	if (e.nr_segments != 1)
+		vmt_skip("no THP here: 2 MiB came in %u segments", e.nr_segments);
+
+	move_page(p + 100 * page, spare);
+	move_page(p + 101 * page, p + 100 * page);
+	move_page(spare, p + 101 * page);
+	vmx_export_ok(dev, p, len, 0, &e);
+	VMT_ASSERT_EQ(e.nr_segments, 4);
+	close(e.fd);
+	close(dev);
+	roundtrip(p, len, 0);
+	roundtrip(p + 99 * page + 7, 3 * page, VMEMEXP_EXPORT_RDONLY);
+	munmap(p, len);
+}
+
 static void hugetlb(void)
 {
 	size_t len = 8 << 20;
@@ -477,6 +519,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(memfd_and_file_shared),
 	VMT_TEST(file_private),
 	VMT_TEST(thp),
+	VMT_TEST(thp_out_of_order),
 	VMT_TEST(hugetlb),
 	VMT_TEST(untouched_memory),
 	VMT_TEST(readonly_file),
