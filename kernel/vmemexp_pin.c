@@ -161,13 +161,11 @@ int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
  */
 static unsigned int vmemexp_contiguous(struct page **pages, unsigned int nr)
 {
+	unsigned long first = page_to_pfn(pages[0]);
 	unsigned int i;
 
-	/* nth_page() is plain pointer arithmetic where memmap is virtually
-	 * contiguous (x86_64), so this is one comparison per page there.
-	 */
 	for (i = 1; i < nr; i++)
-		if (pages[i] != nth_page(pages[0], i))
+		if (page_to_pfn(pages[i]) != first + i)
 			break;
 	return i;
 }
