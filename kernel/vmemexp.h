@@ -10,8 +10,11 @@
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
+#include <linux/vmemexp.h>
 
 struct dma_buf;
+struct vm_area_struct;
+struct vmemexp_status_page;
 struct vmemexp_track;
 
 /**
@@ -109,16 +112,27 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf);
 struct vmemexp_buffer *vmemexp_dmabuf_buffer(struct dma_buf *dmabuf);
 
+struct vmemexp_status_page *vmemexp_status_page_alloc(void);
+void vmemexp_status_page_put(struct vmemexp_status_page *sp);
+int vmemexp_status_page_mmap(struct vmemexp_status_page *sp,
+			     struct vm_area_struct *vma);
+u32 vmemexp_status_slot_get(struct vmemexp_status_page *sp);
+void vmemexp_status_slot_changed(struct vmemexp_status_page *sp, u32 slot);
+void vmemexp_status_slot_put(struct vmemexp_status_page *sp, u32 slot);
+
 #ifdef CONFIG_MMU_NOTIFIER
-struct vmemexp_track *vmemexp_track_start(unsigned long start,
+struct vmemexp_track *vmemexp_track_start(struct vmemexp_status_page *status,
+					  unsigned long start,
 					  unsigned long len);
 bool vmemexp_track_current(const struct vmemexp_track *track);
+u32 vmemexp_track_slot(const struct vmemexp_track *track);
 bool vmemexp_track_owned_by_current(const struct vmemexp_track *track);
 void vmemexp_track_stop(struct vmemexp_track *track);
 #else
 /* Without MMU notifiers nothing can be tracked: the flag is refused. */
-static inline struct vmemexp_track *vmemexp_track_start(unsigned long start,
-							unsigned long len)
+static inline struct vmemexp_track *
+vmemexp_track_start(struct vmemexp_status_page *status, unsigned long start,
+		    unsigned long len)
 {
 	return ERR_PTR(-EOPNOTSUPP);
 }
@@ -126,6 +140,11 @@ static inline struct vmemexp_track *vmemexp_track_start(unsigned long start,
 static inline bool vmemexp_track_current(const struct vmemexp_track *track)
 {
 	return false;
+}
+
+static inline u32 vmemexp_track_slot(const struct vmemexp_track *track)
+{
+	return VMEMEXP_STATUS_NO_SLOT;
 }
 
 static inline bool

@@ -35,7 +35,7 @@ static int vmemexp_check_export(const struct vmemexp_export *arg)
 	if (arg->flags & ~VMEMEXP_EXPORT_VALID_FLAGS)
 		return -EINVAL;
 	if (arg->fd || arg->offset || arg->size || arg->nr_segments ||
-	    arg->pad || arg->reserved[0] || arg->reserved[1])
+	    arg->status_slot || arg->reserved[0] || arg->reserved[1])
 		return -EINVAL;
 	if (!arg->len)
 		return -EINVAL;
@@ -46,7 +46,8 @@ static int vmemexp_check_export(const struct vmemexp_export *arg)
 	return 0;
 }
 
-static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
+static long vmemexp_ioctl_export(struct vmemexp_status_page *status,
+				 struct vmemexp_export __user *uarg)
 {
 	struct vmemexp_track *track = NULL;
 	struct vmemexp_export arg;
@@ -74,7 +75,7 @@ static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
 
 	/* Watching starts before pinning, so no change can slip between. */
 	if (arg.flags & VMEMEXP_EXPORT_TRACK) {
-		track = vmemexp_track_start(start, end - start);
+		track = vmemexp_track_start(status, start, end - start);
 		if (IS_ERR(track))
 			return PTR_ERR(track);
 	}
@@ -111,6 +112,8 @@ static long vmemexp_ioctl_export(struct vmemexp_export __user *uarg)
 	arg.offset = arg.addr - start;
 	arg.size = end - start;
 	arg.nr_segments = buf->nr_runs;
+	arg.status_slot = track ? vmemexp_track_slot(track) :
+				  VMEMEXP_STATUS_NO_SLOT;
 
 	/* Install the fd only once userspace is sure to learn its number. */
 	if (copy_to_user(uarg, &arg, sizeof(arg))) {
@@ -163,7 +166,8 @@ static long vmemexp_ioctl(struct file *file, unsigned int cmd,
 {
 	switch (cmd) {
 	case VMEMEXP_IOC_EXPORT:
-		return vmemexp_ioctl_export((void __user *)arg);
+		return vmemexp_ioctl_export(file->private_data,
+					    (void __user *)arg);
 	case VMEMEXP_IOC_STATUS:
 		return vmemexp_ioctl_status((void __user *)arg);
 	default:
@@ -171,8 +175,33 @@ static long vmemexp_ioctl(struct file *file, unsigned int cmd,
 	}
 }
 
+/* Every open file has its own status page (vmemexp_status.c). */
+static int vmemexp_open(struct inode *inode, struct file *file)
+{
+	struct vmemexp_status_page *status = vmemexp_status_page_alloc();
+
+	if (!status)
+		return -ENOMEM;
+	file->private_data = status;
+	return 0;
+}
+
+static int vmemexp_release(struct inode *inode, struct file *file)
+{
+	vmemexp_status_page_put(file->private_data);
+	return 0;
+}
+
+static int vmemexp_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return vmemexp_status_page_mmap(file->private_data, vma);
+}
+
 static const struct file_operations vmemexp_fops = {
 	.owner = THIS_MODULE,
+	.open = vmemexp_open,
+	.release = vmemexp_release,
+	.mmap = vmemexp_mmap,
 	.unlocked_ioctl = vmemexp_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 };

@@ -14,11 +14,14 @@
  * the pages (a THP split, say), except the protection changes that cannot
  * replace a pinned page: mprotect, NUMA-balancing scans, fork's write
  * protection and soft-dirty clearing happen all the time on some systems
- * and would otherwise defeat reuse.
+ * and would otherwise defeat reuse.  A change also sets the export's
+ * word in the status page, when it has one (vmemexp_status.c).
  */
 #include <linux/mmu_notifier.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
+
+#include <linux/vmemexp.h>
 
 #include "vmemexp.h"
 
@@ -26,10 +29,14 @@
  * struct vmemexp_track - the interval notifier of one tracked export
  * @notifier: covers the exported range in the exporter's mm
  * @changed: an invalidation touched the range since tracking started
+ * @status: the status page @slot is in
+ * @slot: the export's word in @status, or VMEMEXP_STATUS_NO_SLOT
  */
 struct vmemexp_track {
 	struct mmu_interval_notifier notifier;
 	bool changed;
+	struct vmemexp_status_page *status;
+	u32 slot;
 };
 
 static bool vmemexp_track_invalidate(struct mmu_interval_notifier *sub,
@@ -47,6 +54,8 @@ static bool vmemexp_track_invalidate(struct mmu_interval_notifier *sub,
 		break;
 	default:
 		WRITE_ONCE(track->changed, true);
+		if (track->slot != VMEMEXP_STATUS_NO_SLOT)
+			vmemexp_status_slot_changed(track->status, track->slot);
 	}
 	return true;
 }
@@ -57,6 +66,7 @@ static const struct mmu_interval_notifier_ops vmemexp_track_ops = {
 
 /**
  * vmemexp_track_start - watch a range of the caller's mm
+ * @status: the status page of the file exporting, for a slot
  * @start: page-aligned start
  * @len: length in bytes
  *
@@ -67,7 +77,8 @@ static const struct mmu_interval_notifier_ops vmemexp_track_ops = {
  *
  * Return: the tracker, or an ERR_PTR.
  */
-struct vmemexp_track *vmemexp_track_start(unsigned long start,
+struct vmemexp_track *vmemexp_track_start(struct vmemexp_status_page *status,
+					  unsigned long start,
 					  unsigned long len)
 {
 	struct vmemexp_track *track;
@@ -76,9 +87,13 @@ struct vmemexp_track *vmemexp_track_start(unsigned long start,
 	track = kzalloc(sizeof(*track), GFP_KERNEL_ACCOUNT);
 	if (!track)
 		return ERR_PTR(-ENOMEM);
+	track->status = status;
+	track->slot = vmemexp_status_slot_get(status);
 	ret = mmu_interval_notifier_insert(&track->notifier, current->mm,
 					   start, len, &vmemexp_track_ops);
 	if (ret) {
+		if (track->slot != VMEMEXP_STATUS_NO_SLOT)
+			vmemexp_status_slot_put(status, track->slot);
 		kfree(track);
 		return ERR_PTR(ret);
 	}
@@ -96,6 +111,17 @@ struct vmemexp_track *vmemexp_track_start(unsigned long start,
 bool vmemexp_track_current(const struct vmemexp_track *track)
 {
 	return !READ_ONCE(track->changed);
+}
+
+/**
+ * vmemexp_track_slot - the export's word in the status page
+ * @track: the tracker
+ *
+ * Return: the slot, or VMEMEXP_STATUS_NO_SLOT when the page was full.
+ */
+u32 vmemexp_track_slot(const struct vmemexp_track *track)
+{
+	return track->slot;
 }
 
 /**
@@ -118,5 +144,7 @@ void vmemexp_track_stop(struct vmemexp_track *track)
 	if (!track)
 		return;
 	mmu_interval_notifier_remove(&track->notifier);
+	if (track->slot != VMEMEXP_STATUS_NO_SLOT)
+		vmemexp_status_slot_put(track->status, track->slot);
 	kfree(track);
 }

@@ -78,6 +78,41 @@ int vms_sync(int fd, uint32_t access, bool end)
 	return ret == -ENOTTY ? 0 : ret;
 }
 
+static unsigned int fork_generation;
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+	__atomic_add_fetch(&fork_generation, 1, __ATOMIC_RELAXED);
+}
+
+static void install_fork_hook(void)
+{
+	pthread_atfork(NULL, NULL, count_fork);
+}
+
+unsigned int vms_fork_generation(void)
+{
+	return __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+}
+
+/* Maps the status page of ctx->vmemexp_fd, if the module has one. */
+static void map_status_page(struct vms_context *ctx)
+{
+	void *page;
+
+	pthread_once(&fork_hook_once, install_fork_hook);
+	page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED,
+		    ctx->vmemexp_fd, 0);
+	if (page == MAP_FAILED) {
+		vms_log(ctx, "no vmemexp status page (%s): reuse asks the "
+			"module with an ioctl", strerror(errno));
+		return;
+	}
+	ctx->status_page = page;
+	ctx->status_fork_gen = vms_fork_generation();
+}
+
 VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 {
 	const uint32_t known = VMS_CONTEXT_REQUIRE_MODULE | VMS_CONTEXT_NO_MODULE;
@@ -113,6 +148,7 @@ VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 		}
 	} else {
 		vms_log(ctx, "using %s", VMS_DEVICE);
+		map_status_page(ctx);
 	}
 	return ctx;
 }
@@ -121,6 +157,8 @@ VMS_EXPORT void vms_context_destroy(struct vms_context *ctx)
 {
 	if (!ctx)
 		return;
+	if (ctx->status_page)
+		munmap((void *)ctx->status_page, (size_t)sysconf(_SC_PAGESIZE));
 	if (ctx->vmemexp_fd >= 0)
 		close(ctx->vmemexp_fd);
 	pthread_mutex_destroy(&ctx->lock);

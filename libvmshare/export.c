@@ -26,6 +26,7 @@ struct vms_buffer {
 	char copy_reason[160];
 	/* Reuse by vms_buffer_export() of the same memory (tracked exports). */
 	bool tracked;
+	uint32_t status_slot;		/* in ctx->status_page, or NO_SLOT */
 	uint32_t export_flags;		/* those that change the export */
 	unsigned int refs;		/* under ctx->lock */
 	struct vms_buffer *next_reusable;
@@ -73,6 +74,7 @@ static int export_vmemexp(struct vms_buffer *buf, uint32_t flags, bool track)
 	if (ret < 0)
 		return ret;
 	buf->tracked = e.flags & VMEMEXP_EXPORT_TRACK;
+	buf->status_slot = buf->tracked ? e.status_slot : VMEMEXP_STATUS_NO_SLOT;
 	buf->kind = VMS_BUFFER_DMABUF;
 	buf->fd = e.fd;
 	buf->size = e.size;
@@ -182,6 +184,23 @@ static void forget_reusable(struct vms_buffer *buf)
 }
 
 /*
+ * Whether a tracked export's range still shows the exported pages: its
+ * word in the status page when it has one and this process mapped the
+ * page, else the module's answer to VMEMEXP_IOC_STATUS.
+ */
+static bool still_current(struct vms_context *ctx, const struct vms_buffer *buf)
+{
+	struct vmemexp_status st = { .fd = buf->fd };
+
+	if (ctx->status_page && buf->status_slot != VMEMEXP_STATUS_NO_SLOT &&
+	    ctx->status_fork_gen == vms_fork_generation())
+		return __atomic_load_n(&ctx->status_page[buf->status_slot],
+				       __ATOMIC_ACQUIRE) == 0;
+	return vms_ioctl(ctx->vmemexp_fd, VMEMEXP_IOC_STATUS, &st) == 0 &&
+	       st.flags & VMEMEXP_STATUS_CURRENT;
+}
+
+/*
  * A live export of exactly this memory whose range vmemexp says still
  * shows the exported pages, with one more reference; NULL otherwise.
  * One that went stale is forgotten (its holders keep it).  Called with
@@ -194,15 +213,11 @@ static struct vms_buffer *find_reusable(struct vms_context *ctx,
 	struct vms_buffer *buf;
 
 	for (buf = ctx->reusable; buf; buf = buf->next_reusable) {
-		struct vmemexp_status st;
-
 		if (buf->data != ptr || buf->len != len ||
 		    buf->export_flags !=
 		    (flags & (VMS_EXPORT_RDONLY | VMS_EXPORT_CARVEOUT)))
 			continue;
-		st = (struct vmemexp_status){ .fd = buf->fd };
-		if (vms_ioctl(ctx->vmemexp_fd, VMEMEXP_IOC_STATUS, &st) == 0 &&
-		    st.flags & VMEMEXP_STATUS_CURRENT) {
+		if (still_current(ctx, buf)) {
 			buf->refs++;
 			vms_log(ctx, "export of %zu bytes at %p reused: dma-buf fd %d",
 				len, ptr, buf->fd);

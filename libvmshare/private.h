@@ -21,7 +21,22 @@ struct vms_context {
 	pthread_mutex_t lock;	/* protects @reusable and buffers' refs */
 	struct vms_buffer *reusable;
 	bool no_track;		/* the module predates VMEMEXP_EXPORT_TRACK */
+	/*
+	 * vmemexp's status page of @vmemexp_fd, mapped read-only, or NULL
+	 * (an older module): a tracked export's word there reads 0 while it
+	 * is current, so reuse needs no system call.  Only the process that
+	 * mapped it may trust it (@status_fork_gen, see vms_fork_generation).
+	 */
+	const volatile uint32_t *status_page;
+	unsigned int status_fork_gen;
 };
+
+/*
+ * How many fork()s led to this process since libvmshare was loaded: a
+ * context whose status page was mapped at another generation is a
+ * copy in a child, whose memory the parent's exports no longer show.
+ */
+unsigned int vms_fork_generation(void);
 
 /* Whether environment variable @name is set to anything but "" or "0". */
 bool vms_env_flag(const char *name);

@@ -354,6 +354,16 @@ static uint64_t round_up_page(uint64_t v)
 	return (v + PAGE - 1) & ~(PAGE - 1);
 }
 
+/* A tracked export may have a status page slot, an untracked one none. */
+static bool slot_ok(const struct vmemexp_export *in,
+		    const struct vmemexp_export *out)
+{
+	if (!(in->flags & VMEMEXP_EXPORT_TRACK))
+		return out->status_slot == VMEMEXP_STATUS_NO_SLOT;
+	return out->status_slot == VMEMEXP_STATUS_NO_SLOT ||
+	       out->status_slot < PAGE / sizeof(uint32_t);
+}
+
 /* Checks the output fields of a successful export of e_in. */
 static void check_output(enum op op, const struct vmemexp_export *in,
 			 const struct vmemexp_export *out)
@@ -364,7 +374,8 @@ static void check_output(enum op op, const struct vmemexp_export *in,
 
 	if (out->fd < 0 || out->offset != in->addr - start ||
 	    out->size != size || out->nr_segments < 1 ||
-	    out->nr_segments > size / PAGE || out->pad || out->reserved[0] ||
+	    out->nr_segments > size / PAGE || !slot_ok(in, out) ||
+	    out->reserved[0] ||
 	    out->reserved[1] || out->addr != in->addr || out->len != in->len ||
 	    out->flags != in->flags) {
 		fail("%s: export of %#" PRIx64 "+%#" PRIx64
@@ -408,7 +419,7 @@ static unsigned int expected_for(const struct vmemexp_export *e)
 	uint64_t end, size;
 
 	if (e->flags & ~(uint32_t)VMEMEXP_EXPORT_VALID_FLAGS || e->fd ||
-	    e->offset || e->size || e->nr_segments || e->pad ||
+	    e->offset || e->size || e->nr_segments || e->status_slot ||
 	    e->reserved[0] || e->reserved[1] || !e->len)
 		set |= R_EINVAL;
 	if (e->addr + e->len < e->addr ||
@@ -520,7 +531,7 @@ static void op_export_mutated(void)
 		case 3: in.offset = rnd() | 1; break;
 		case 4: in.size = PAGE << below(8); break;
 		case 5: in.nr_segments = 1 + (uint32_t)below(8); break;
-		case 6: in.pad = (uint32_t)rnd() | 1; break;
+		case 6: in.status_slot = (uint32_t)rnd() | 1; break;
 		case 7: in.reserved[below(2)] = 1ull << below(64); break;
 		default: in.len = 0; break;
 		}
@@ -1148,10 +1159,47 @@ static void op_dmabuf_bad_ioctl(void)
  * Whether the range is still current races with every other thread; only
  * the errno is checked.
  */
+/*
+ * mmap of the status page with random arguments: only one page at offset
+ * 0, shared and neither writable nor executable, may succeed; a good
+ * mapping is read at a random word and unmapped.
+ */
+static void status_page_map(void)
+{
+	static const int prots[] = { PROT_READ, PROT_READ | PROT_WRITE,
+				     PROT_READ | PROT_EXEC, PROT_NONE };
+	int prot = prots[below(4)];
+	int flags = chance(4) ? MAP_PRIVATE : MAP_SHARED;
+	size_t len = chance(4) ? PAGE * (1 + below(4)) : PAGE;
+	off_t off = chance(4) ? (off_t)(PAGE * below(4)) : 0;
+	unsigned int allowed = R_OK_;
+	void *p;
+	int err;
+
+	if (off || len != PAGE || flags != MAP_SHARED)
+		allowed = R_EINVAL;
+	else if (prot & (PROT_WRITE | PROT_EXEC))
+		allowed = R_EPERM;
+	p = mmap(NULL, len, prot, flags, g.dev, off);
+	err = p == MAP_FAILED ? errno : 0;
+	if (!check_result(OP_STATUS, err, allowed, "mmap of the status page") ||
+	    err)
+		return;
+	if (prot & PROT_READ)
+		(void)((volatile uint32_t *)p)[below(PAGE / sizeof(uint32_t))];
+	munmap(p, len);
+}
+
 static void op_status(void)
 {
 #ifdef VMEMEXP_IOC_STATUS
-	struct slot s = take_slot();
+	struct slot s;
+
+	if (chance(4)) {
+		status_page_map();
+		return;
+	}
+	s = take_slot();
 	struct vmemexp_status st = { .fd = s.fd };
 	unsigned int allowed;
 	const char *what;

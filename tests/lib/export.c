@@ -334,21 +334,34 @@ static void module_refusal_falls_back(void)
  * a new mapping at the same address must be exported afresh, or a peer
  * would see the old pages.
  */
-static void export_again_reuses_until_remapped(void)
+/*
+ * A context and @len bytes of fresh anonymous memory holding pattern 1,
+ * exported through vmemexp into *@a; skips without the module.
+ */
+static struct vms_context *export_fresh_memory(size_t len, uint8_t **p,
+					       struct vms_buffer **a)
 {
-	struct vms_context *c = vms_context_create(0);
-	size_t len = 16 * 4096;
-	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct vms_buffer *a, *b, *d;
-	struct vms_mapping *map;
+	struct vms_context *c;
 
 	if (!module_present())
 		vmt_skip("needs vmemexp.ko");
-	VMT_ASSERT(c && p != MAP_FAILED);
-	vmt_fill(p, len, 0, 1);
-	a = vms_buffer_export(c, p, len, 0);
-	VMT_ASSERT(a && vms_buffer_kind(a) == VMS_BUFFER_DMABUF);
+	c = vms_context_create(0);
+	*p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	VMT_ASSERT(c && *p != MAP_FAILED);
+	vmt_fill(*p, len, 0, 1);
+	*a = vms_buffer_export(c, *p, len, 0);
+	VMT_ASSERT(*a && vms_buffer_kind(*a) == VMS_BUFFER_DMABUF);
+	return c;
+}
+
+static void export_again_reuses_until_remapped(void)
+{
+	size_t len = 16 * 4096;
+	struct vms_buffer *a, *b, *d;
+	struct vms_mapping *map;
+	uint8_t *p;
+	struct vms_context *c = export_fresh_memory(len, &p, &a);
 
 	/* Changed in place: the same dma-buf, and a peer sees the change. */
 	vmt_fill(p, len, 0, 2);
@@ -391,6 +404,52 @@ static void export_again_reuses_until_remapped(void)
 	vms_context_destroy(c);
 }
 
+/* In a child: whether its export of @p is new and shows the child's bytes. */
+static bool child_exports_afresh(struct vms_context *c, uint8_t *p, size_t len,
+				 struct vms_buffer *parents)
+{
+	struct vms_buffer *b;
+	struct vms_mapping *map;
+	bool ok;
+
+	vmt_fill(p, len, 0, 5);
+	b = vms_buffer_export(c, p, len, 0);
+	if (!b || b == parents)
+		return false;
+	map = peer_map(b, len);
+	ok = vmt_check(vms_mapping_plane(map, 0), len, 0, 5) == -1;
+	vms_mapping_destroy(map);
+	return ok;
+}
+
+/*
+ * After fork the child's memory is its own (pinned pages are copied for
+ * it), so its export of the same address must be a new one, though the
+ * status page it inherited says the parent's export is current: the
+ * child has to ask the module, which tells it the export is not its own.
+ * The parent goes on reusing its export.
+ */
+static void export_again_after_fork(void)
+{
+	size_t len = 16 * 4096;
+	struct vms_buffer *a, *b;
+	uint8_t *p;
+	struct vms_context *c = export_fresh_memory(len, &p, &a);
+	pid_t pid;
+
+	pid = fork();
+	VMT_ASSERT(pid >= 0);
+	if (pid == 0)
+		_exit(child_exports_afresh(c, p, len, a) ? 0 : 1);
+	VMT_ASSERT_EQ(vmt_wait(pid), 0);
+	b = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(b == a);
+	vms_buffer_destroy(b);
+	vms_buffer_destroy(a);
+	munmap(p, len);
+	vms_context_destroy(c);
+}
+
 static const struct vmt_test tests[] = {
 	VMT_TEST(context_flags),
 	VMT_TEST(export_bad_arguments),
@@ -403,6 +462,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(mapping_checks_fd_size),
 	VMT_TEST(module_refusal_falls_back),
 	VMT_TEST(export_again_reuses_until_remapped),
+	VMT_TEST(export_again_after_fork),
 };
 
 int main(int argc, char **argv)

@@ -15,7 +15,7 @@ _Static_assert(offsetof(struct vmemexp_export, fd) == 20, "fd");
 _Static_assert(offsetof(struct vmemexp_export, offset) == 24, "offset");
 _Static_assert(offsetof(struct vmemexp_export, size) == 32, "size");
 _Static_assert(offsetof(struct vmemexp_export, nr_segments) == 40, "segs");
-_Static_assert(offsetof(struct vmemexp_export, pad) == 44, "pad");
+_Static_assert(offsetof(struct vmemexp_export, status_slot) == 44, "slot");
 _Static_assert(offsetof(struct vmemexp_export, reserved) == 48, "reserved");
 _Static_assert(_Alignof(struct vmemexp_export) == _Alignof(__u64), "align");
 _Static_assert(sizeof(struct vmemexp_status) == 32, "status size");

@@ -94,7 +94,7 @@ static void nonzero_fields(void)
 		case 1: e.offset = 1; break;
 		case 2: e.size = PAGE; break;
 		case 3: e.nr_segments = 1; break;
-		case 4: e.pad = 1; break;
+		case 4: e.status_slot = 1; break;
 		case 5: e.reserved[0] = 1; break;
 		case 6: e.reserved[1] = 1ull << 63; break;
 		}

@@ -361,6 +361,13 @@ static void export_with_faults(const char *what, struct region (*layout)(void),
 	close(dev);
 }
 
+/* Tracking adds an interval notifier and a status page slot. */
+static void export_tracked(void)
+{
+	export_with_faults("tracked export of 1100 pages", layout_batches,
+			   false, VMEMEXP_EXPORT_TRACK);
+}
+
 static void export_page(void)
 {
 	export_with_faults("export of 1 page", layout_page, false, 0);
@@ -488,6 +495,81 @@ static void sync_with_faults(void)
 	exported_done(&x);
 }
 
+/*
+ * Opening /dev/vmemexp allocates the file's status page: a failure there
+ * is ENOMEM with nothing left open.
+ */
+static void open_with_faults(void)
+{
+	int nth = faults_setup(), n;
+	struct tally t = { 0 };
+
+	for (n = 1; n <= MAX_N; n++) {
+		struct snapshot before = snap();
+		bool fired;
+		int fd, err;
+
+		arm(nth, n);
+		fd = open("/dev/vmemexp", O_RDWR | O_CLOEXEC);
+		err = errno;
+		fired = disarm(nth);
+		if (fd < 0) {
+			VMT_ASSERT(fired);
+			if (err != ENOMEM)
+				vmt_fail(__FILE__, __LINE__,
+					 "open, allocation %d failed: %s, not ENOMEM",
+					 n, vmt_errname(err));
+			expect_unchanged(&before, "open", n);
+			tally_add(&t, n, err);
+			continue;
+		}
+		VMT_ASSERT_OK(close(fd));
+		expect_unchanged(&before, "open", n);
+		if (!fired)
+			break;
+		tally_add(&t, n, 0);
+	}
+	VMT_ASSERT(n <= MAX_N);
+	tally_done(&t, "open of /dev/vmemexp", n - 1);
+	close(nth);
+}
+
+/* Mapping the status page: ENOMEM or a mapping that reads the page. */
+static void status_map_with_faults(void)
+{
+	int dev = vmx_open(), nth = faults_setup(), n;
+	struct tally t = { 0 };
+
+	for (n = 1; n <= MAX_N; n++) {
+		const volatile uint32_t *page;
+		bool fired;
+		int err;
+
+		arm(nth, n);
+		page = mmap(NULL, 4096, PROT_READ, MAP_SHARED, dev, 0);
+		err = errno;
+		fired = disarm(nth);
+		if (page == MAP_FAILED) {
+			VMT_ASSERT(fired);
+			if (err != ENOMEM)
+				vmt_fail(__FILE__, __LINE__,
+					 "status page mmap, allocation %d failed: %s, not ENOMEM",
+					 n, vmt_errname(err));
+			tally_add(&t, n, err);
+			continue;
+		}
+		VMT_ASSERT_EQ(page[0], 0);
+		VMT_ASSERT_OK(munmap((void *)page, 4096));
+		if (!fired)
+			break;
+		tally_add(&t, n, 0);
+	}
+	VMT_ASSERT(n <= MAX_N);
+	tally_done(&t, "mmap of the status page", n - 1);
+	close(nth);
+	close(dev);
+}
+
 /* The last close runs the dma-buf's release, which must unpin regardless. */
 static void close_with_faults(void)
 {
@@ -521,6 +603,9 @@ int main(int argc, char **argv)
 		VMT_TEST(export_fresh_page_rdonly),
 		VMT_TEST(export_mixed),
 		VMT_TEST(export_batches),
+		VMT_TEST(export_tracked),
+		VMT_TEST(open_with_faults),
+		VMT_TEST(status_map_with_faults),
 		VMT_TEST(mmap_with_faults),
 		VMT_TEST(sync_with_faults),
 		VMT_TEST(close_with_faults),

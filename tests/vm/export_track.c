@@ -2,11 +2,13 @@
 /*
  * VMEMEXP_EXPORT_TRACK and VMEMEXP_IOC_STATUS: an export stays "current"
  * while the exporter's range shows the exported pages, and stops being so
- * after anything that changed the range's page tables.  Plus every bad
- * input to VMEMEXP_IOC_STATUS with its errno.
+ * after anything that changed the range's page tables.  The status page
+ * (mmap of /dev/vmemexp) must say the same as the ioctl every time.  Plus
+ * every bad input to VMEMEXP_IOC_STATUS and to the mmap with its errno.
  */
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -28,12 +30,47 @@ static int status_of(int fd, uint32_t *flags)
 	return ret;
 }
 
+/*
+ * Every tracked export here goes through one open file, whose status page
+ * is mapped once, before the tests (each runs in a child of the process
+ * that opened it); slot_of[fd] is the slot of the export fd stands for.
+ */
+static int dev_fd = -1;
+static const volatile uint32_t *status_page;
+static uint32_t slot_of[4096];
+
+static int tracking_dev(void)
+{
+	if (dev_fd < 0) {
+		dev_fd = vmx_open();
+		status_page = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, dev_fd, 0);
+		VMT_ASSERT(status_page != MAP_FAILED);
+	}
+	return dev_fd;
+}
+
+/* The ioctl's answer, after checking that the status page agrees. */
 static bool is_current(int fd)
 {
 	uint32_t flags;
+	bool current;
 
 	VMT_ASSERT_OK(status_of(fd, &flags));
-	return flags & VMEMEXP_STATUS_CURRENT;
+	current = flags & VMEMEXP_STATUS_CURRENT;
+	VMT_ASSERT(fd >= 0 && fd < (int)(sizeof(slot_of) / sizeof(slot_of[0])));
+	VMT_ASSERT(slot_of[fd] != VMEMEXP_STATUS_NO_SLOT);
+	VMT_ASSERT_EQ(status_page[slot_of[fd]] == 0, current);
+	return current;
+}
+
+static int export_tracked(const void *p, size_t len)
+{
+	struct vmemexp_export e;
+	int fd = vmx_export_ok(tracking_dev(), p, len, VMEMEXP_EXPORT_TRACK, &e);
+
+	VMT_ASSERT(fd < (int)(sizeof(slot_of) / sizeof(slot_of[0])));
+	slot_of[fd] = e.status_slot;
+	return fd;
 }
 
 /* Fresh, written anonymous memory and a tracked export of it. */
@@ -41,13 +78,10 @@ static uint8_t *tracked(int *fd)
 {
 	uint8_t *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct vmemexp_export e;
-	int dev = vmx_open();
 
 	VMT_ASSERT(p != MAP_FAILED);
 	memset(p, 0x5a, LEN);
-	*fd = vmx_export_ok(dev, p + 100, LEN - 200, VMEMEXP_EXPORT_TRACK, &e);
-	close(dev);
+	*fd = export_tracked(p + 100, LEN - 200);
 	return p;
 }
 
@@ -213,6 +247,117 @@ static void exporter_exits_first(void)
 	close(sv[0]);
 }
 
+static void untracked_export_has_no_slot(void)
+{
+	static char mem[PAGE] __attribute__((aligned(4096)));
+	struct vmemexp_export e;
+	int fd = vmx_export_ok(tracking_dev(), mem, PAGE, 0, &e);
+
+	VMT_ASSERT_EQ(e.status_slot, VMEMEXP_STATUS_NO_SLOT);
+	close(fd);
+}
+
+static void status_page_mmap_errors(void)
+{
+	int dev = tracking_dev();
+	void *p;
+
+	VMT_ASSERT(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, dev,
+			0) == MAP_FAILED && errno == EPERM);
+	VMT_ASSERT(mmap(NULL, PAGE, PROT_READ | PROT_EXEC, MAP_SHARED, dev,
+			0) == MAP_FAILED && errno == EPERM);
+	VMT_ASSERT(mmap(NULL, 2 * PAGE, PROT_READ, MAP_SHARED, dev, 0) ==
+		   MAP_FAILED && errno == EINVAL);
+	VMT_ASSERT(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, dev, PAGE) ==
+		   MAP_FAILED && errno == EINVAL);
+	VMT_ASSERT(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, dev, 0) ==
+		   MAP_FAILED && errno == EINVAL);
+	/* A good mapping can become neither writable nor larger. */
+	p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, dev, 0);
+	VMT_ASSERT(p != MAP_FAILED);
+	VMT_ASSERT_ERRNO(mprotect(p, PAGE, PROT_READ | PROT_WRITE), EACCES);
+	VMT_ASSERT(mremap(p, PAGE, 2 * PAGE, MREMAP_MAYMOVE) == MAP_FAILED &&
+		   errno == EFAULT);
+	VMT_ASSERT_OK(munmap(p, PAGE));
+}
+
+/* A slot given back and handed out again reads 0 for its new export. */
+static void reused_slot_starts_current(void)
+{
+	int fd, again;
+	uint8_t *p = tracked(&fd);
+	uint32_t slot = slot_of[fd];
+
+	munmap(p + PAGE, PAGE);
+	VMT_ASSERT(!is_current(fd));
+	VMT_ASSERT(status_page[slot] != 0);
+	close(fd);
+	again = export_tracked(p + 4 * PAGE, PAGE);
+	VMT_ASSERT_EQ(slot_of[again], slot);
+	VMT_ASSERT(is_current(again));
+	close(again);
+	munmap(p, LEN);
+}
+
+/*
+ * The file the export went through is closed first: its status page still
+ * shows the export's changes to whoever mapped it.
+ */
+static void status_page_outlives_file(void)
+{
+	int dev = vmx_open(), fd;
+	const volatile uint32_t *page = mmap(NULL, PAGE, PROT_READ, MAP_SHARED,
+					      dev, 0);
+	uint8_t *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vmemexp_export e;
+
+	VMT_ASSERT(page != MAP_FAILED && p != MAP_FAILED);
+	memset(p, 1, LEN);
+	fd = vmx_export_ok(dev, p, LEN, VMEMEXP_EXPORT_TRACK, &e);
+	close(dev);
+	VMT_ASSERT_EQ(page[e.status_slot], 0);
+	VMT_ASSERT_OK(madvise(p, PAGE, MADV_DONTNEED));
+	VMT_ASSERT(page[e.status_slot] != 0);
+	close(fd);
+	VMT_ASSERT(page[e.status_slot] != 0);
+	munmap((void *)page, PAGE);
+	munmap(p, LEN);
+}
+
+/* One page holds PAGE / 4 slots; the next tracked export has none. */
+static void slots_run_out(void)
+{
+	enum { SLOTS = PAGE / sizeof(uint32_t) };
+	struct rlimit nofile = { SLOTS + 64, SLOTS + 64 };
+	uint8_t *p = mmap(NULL, (SLOTS + 1) * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	static int fds[SLOTS + 1];
+	struct vmemexp_export e;
+	uint32_t flags;
+	int dev = vmx_open();
+
+	VMT_ASSERT(p != MAP_FAILED);
+	VMT_ASSERT_OK(setrlimit(RLIMIT_NOFILE, &nofile));
+	memset(p, 1, (SLOTS + 1) * PAGE);
+	for (unsigned int i = 0; i < SLOTS; i++) {
+		fds[i] = vmx_export_ok(dev, p + i * PAGE, PAGE,
+				       VMEMEXP_EXPORT_TRACK, &e);
+		VMT_ASSERT_EQ(e.status_slot, i);
+	}
+	fds[SLOTS] = vmx_export_ok(dev, p + SLOTS * PAGE, PAGE,
+				   VMEMEXP_EXPORT_TRACK, &e);
+	VMT_ASSERT_EQ(e.status_slot, VMEMEXP_STATUS_NO_SLOT);
+	/* Without a slot the ioctl still answers. */
+	munmap(p + SLOTS * PAGE, PAGE);
+	VMT_ASSERT_OK(status_of(fds[SLOTS], &flags));
+	VMT_ASSERT_EQ(flags & VMEMEXP_STATUS_CURRENT, 0);
+	for (unsigned int i = 0; i <= SLOTS; i++)
+		close(fds[i]);
+	close(dev);
+	munmap(p, (SLOTS + 1) * PAGE);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct vmt_test tests[] = {
@@ -227,8 +372,14 @@ int main(int argc, char **argv)
 		VMT_TEST(nonzero_input_einval),
 		VMT_TEST(other_process_eperm),
 		VMT_TEST(exporter_exits_first),
+		VMT_TEST(untracked_export_has_no_slot),
+		VMT_TEST(status_page_mmap_errors),
+		VMT_TEST(reused_slot_starts_current),
+		VMT_TEST(status_page_outlives_file),
+		VMT_TEST(slots_run_out),
 	};
 
+	tracking_dev();
 	return vmt_main(argc, argv, tests, sizeof(tests) / sizeof(tests[0]),
 			NULL);
 }

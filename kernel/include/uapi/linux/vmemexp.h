@@ -51,7 +51,10 @@
  * @nr_segments: out: number of physically contiguous runs of the pinned
  *	pages after merging; 1 means a device without scatter-gather can
  *	use the buffer.  Must be 0 on input.
- * @pad: must be 0.
+ * @status_slot: out: with VMEMEXP_EXPORT_TRACK, the export's word in the
+ *	status page of the /dev/vmemexp file it was made through (see
+ *	below); VMEMEXP_STATUS_NO_SLOT without the flag or when every slot
+ *	of that page is taken.  Must be 0 on input.
  * @reserved: must be 0; room for later extensions.
  */
 struct vmemexp_export {
@@ -62,9 +65,22 @@ struct vmemexp_export {
 	__u64 offset;
 	__u64 size;
 	__u32 nr_segments;
-	__u32 pad;
+	__u32 status_slot;
 	__u64 reserved[2];
 };
+
+/*
+ * The status page: mmap() of a /dev/vmemexp file, one page at offset 0,
+ * MAP_SHARED and PROT_READ only (EINVAL for another size, offset or a
+ * private mapping, EPERM for PROT_WRITE or PROT_EXEC).  It holds one
+ * __u32 per slot.  The word of a tracked export's @status_slot reads 0
+ * while VMEMEXP_IOC_STATUS would report VMEMEXP_STATUS_CURRENT and
+ * nonzero from the first change on, so the exporter can check before
+ * reusing a dma-buf without a system call.  The slot is the export's
+ * until the dma-buf is released; only the exporting process may rely on
+ * it (after fork the child's range is another one: ask the ioctl).
+ */
+#define VMEMEXP_STATUS_NO_SLOT	0xffffffffu
 
 /* The exporter's range still shows the pages the dma-buf holds. */
 #define VMEMEXP_STATUS_CURRENT	0x1u
