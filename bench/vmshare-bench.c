@@ -246,7 +246,9 @@ static void resend_rows(void)
 {
 	size_t size = 8 * MIB;
 	static double note[MAX_REPS], withfd[MAX_REPS], cache[MAX_REPS],
-		cpy[MAX_REPS], null[MAX_REPS];
+		asked[MAX_REPS], cpy[MAX_REPS], null[MAX_REPS];
+	struct vmemexp_status st;
+	int status_err = 0;
 	struct vms_context *ctx = vms_context_create(VMS_CONTEXT_REQUIRE_MODULE);
 	void *src = source_memory(THP, size), *pool = pool_memory(size);
 	struct vms_buffer *buf;
@@ -262,28 +264,43 @@ static void resend_rows(void)
 	buf = vms_buffer_export(ctx, src, size, 0);
 	vms_frame_describe(&frame, buf, (uint32_t)(size / 4 / 1024), 1024,
 			   0x34325258u, (uint32_t)(size / 1024));
+	/* Each step right after a copy of its own, as the floor below. */
 	for (int i = 0; i < reps; i++) {
-		double t0 = now_ns(), t1, t2, t3;
 		struct vms_buffer *again;
+		double t0 = now_ns();
 
+		memcpy(pool, src, size);
+		cpy[i] = now_ns() - t0;
 		/* A note that the frame changed: the peer maps it already. */
+		t0 = now_ns();
 		send(sv[0], &token, sizeof(token), 0);
 		recv(sv[1], &token, sizeof(token), 0);
-		t1 = now_ns();
+		note[i] = now_ns() - t0;
+
+		memcpy(pool, src, size);
 		/* The buffer's fd again, with its descriptor. */
+		t0 = now_ns();
 		vms_send_buffers(sv[0], &frame, &buf, 1);
 		vms_recv(sv[1], &got, &fd, 1);
 		close(fd);
-		t2 = now_ns();
+		withfd[i] = now_ns() - t0;
+
+		memcpy(pool, src, size);
 		/* libvmshare asked to export the same memory again. */
+		t0 = now_ns();
 		again = vms_buffer_export(ctx, src, size, 0);
 		vms_buffer_destroy(again);
-		t3 = now_ns();
+		cache[i] = now_ns() - t0;
+
 		memcpy(pool, src, size);
-		cpy[i] = now_ns() - t3;
-		note[i] = t1 - t0;
-		withfd[i] = t2 - t1;
-		cache[i] = t3 - t2;
+		/* The check that reuse makes without a system call, by ioctl. */
+		t0 = now_ns();
+		st = (struct vmemexp_status){ .fd = vms_buffer_fd(buf) };
+		if (ioctl(dev, VMEMEXP_IOC_STATUS, &st))
+			status_err = errno;
+		else if (!(st.flags & VMEMEXP_STATUS_CURRENT))
+			status_err = ESTALE;
+		asked[i] = now_ns() - t0;
 	}
 	/*
 	 * The floor under every row here: a system call that does nothing,
@@ -298,6 +315,7 @@ static void resend_rows(void)
 	}
 	double c = median(cpy, reps), n = median(note, reps);
 	double w = median(withfd, reps), x = median(cache, reps);
+	double a = median(asked, reps);
 	double z = median(null, reps);
 
 	out("\n| re-sending an exported 8 MiB frame | time | copying 8 MiB | ratio |\n");
@@ -308,6 +326,12 @@ static void resend_rows(void)
 	    w / 1e3, c / 1e3, ratio(w, c));
 	out("| vms_buffer_export() of the same memory again | %.1f µs | %.0f µs | %s |\n",
 	    x / 1e3, c / 1e3, ratio(x, c));
+	if (status_err)
+		out("| the same check by VMEMEXP_IOC_STATUS | failed: %s | | |\n",
+		    strerror(status_err));
+	else
+		out("| the same check by VMEMEXP_IOC_STATUS (no status page) | %.1f µs | %.0f µs | %s |\n",
+		    a / 1e3, c / 1e3, ratio(a, c));
 	out("| floor: one system call that does nothing (getppid) | %.1f µs | %.0f µs | %s |\n",
 	    z / 1e3, c / 1e3, ratio(z, c));
 	vms_buffer_destroy(buf);
