@@ -30,6 +30,17 @@ module_param(max_export_bytes, ulong, 0644);
 MODULE_PARM_DESC(max_export_bytes,
 		 "Largest range one export may pin, in bytes (default 1 GiB, at most 64 GiB)");
 
+/*
+ * Off, VMEMEXP_EXPORT_TRACK is refused as on a kernel without MMU
+ * notifiers, so exporters' fallback for such kernels can be exercised on
+ * any of them, and an administrator can keep exporters from registering
+ * interval notifiers.
+ */
+static bool track_exports = true;
+module_param(track_exports, bool, 0644);
+MODULE_PARM_DESC(track_exports,
+		 "Accept VMEMEXP_EXPORT_TRACK (default Y); N refuses it with EOPNOTSUPP, as a kernel without MMU notifiers does");
+
 static int vmemexp_check_export(const struct vmemexp_export *arg)
 {
 	if (arg->flags & ~VMEMEXP_EXPORT_VALID_FLAGS)
@@ -75,6 +86,8 @@ static long vmemexp_ioctl_export(struct vmemexp_status_page *status,
 
 	/* Watching starts before pinning, so no change can slip between. */
 	if (arg.flags & VMEMEXP_EXPORT_TRACK) {
+		if (!READ_ONCE(track_exports))
+			return -EOPNOTSUPP;
 		track = vmemexp_track_start(status, start, end - start);
 		if (IS_ERR(track))
 			return PTR_ERR(track);

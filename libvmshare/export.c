@@ -61,8 +61,12 @@ static int export_vmemexp(struct vms_buffer *buf, uint32_t flags, bool track)
 	if (buf->ctx->no_track)
 		e.flags &= ~VMEMEXP_EXPORT_TRACK;
 	ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, &e);
-	/* A module older than VMEMEXP_EXPORT_TRACK rejects the flag. */
-	if (ret == -EINVAL && (e.flags & VMEMEXP_EXPORT_TRACK)) {
+	/*
+	 * A module older than VMEMEXP_EXPORT_TRACK rejects the flag (EINVAL),
+	 * one on a kernel without MMU notifiers refuses it (EOPNOTSUPP).
+	 */
+	if ((ret == -EINVAL || ret == -EOPNOTSUPP) &&
+	    (e.flags & VMEMEXP_EXPORT_TRACK)) {
 		e.flags &= ~VMEMEXP_EXPORT_TRACK;
 		ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, &e);
 		if (ret == 0) {

@@ -6,6 +6,7 @@
  * exercised.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -450,6 +451,64 @@ static void export_again_after_fork(void)
 	vms_context_destroy(c);
 }
 
+/* In a child: exports of one range, twice, by a module that cannot track. */
+static bool exports_untracked(void)
+{
+	struct vms_context *c = vms_context_create(VMS_CONTEXT_REQUIRE_MODULE);
+	size_t len = 16 * 4096;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vms_buffer *a, *b;
+	struct vms_mapping *map;
+	bool ok;
+
+	if (!c || p == MAP_FAILED)
+		return false;
+	vmt_fill(p, len, 0, 1);
+	a = vms_buffer_export(c, p, len, 0);
+	vmt_fill(p, len, 0, 2);
+	b = vms_buffer_export(c, p, len, 0);
+	/* Zero-copy both times, never a memfd copy; but nothing to reuse. */
+	if (!a || !b || a == b || vms_buffer_kind(a) != VMS_BUFFER_DMABUF ||
+	    vms_buffer_kind(b) != VMS_BUFFER_DMABUF)
+		return false;
+	map = peer_map(a, len);
+	ok = vmt_check(vms_mapping_plane(map, 0), len, 0, 2) == -1;
+	vms_mapping_destroy(map);
+	vms_buffer_destroy(b);
+	vms_buffer_destroy(a);
+	vms_context_destroy(c);
+	return ok;
+}
+
+/*
+ * On a kernel without MMU notifiers vmemexp refuses VMEMEXP_EXPORT_TRACK
+ * with EOPNOTSUPP (an older module with EINVAL): libvmshare must export
+ * without it, zero-copy, rather than fall back to copies.  The module's
+ * track_exports=N gives the same answer on this kernel.
+ */
+static void exports_when_module_cannot_track(void)
+{
+	const char *param = "/sys/module/vmemexp/parameters/track_exports";
+	FILE *f;
+	int pid, status;
+
+	if (!module_present())
+		vmt_skip("needs vmemexp.ko");
+	f = fopen(param, "w");
+	if (!f)
+		vmt_skip("vmemexp has no writable track_exports parameter");
+	VMT_ASSERT(fputs("N", f) >= 0 && fclose(f) == 0);
+	pid = fork();
+	VMT_ASSERT(pid >= 0);
+	if (pid == 0)
+		_exit(exports_untracked() ? 0 : 1);
+	status = vmt_wait(pid);
+	f = fopen(param, "w");
+	VMT_ASSERT(f && fputs("Y", f) >= 0 && fclose(f) == 0);
+	VMT_ASSERT_EQ(status, 0);
+}
+
 static const struct vmt_test tests[] = {
 	VMT_TEST(context_flags),
 	VMT_TEST(export_bad_arguments),
@@ -463,6 +522,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(module_refusal_falls_back),
 	VMT_TEST(export_again_reuses_until_remapped),
 	VMT_TEST(export_again_after_fork),
+	VMT_TEST(exports_when_module_cannot_track),
 };
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
  * (mmap of /dev/vmemexp) must say the same as the ioctl every time.  Plus
  * every bad input to VMEMEXP_IOC_STATUS and to the mmap with its errno.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -358,6 +359,41 @@ static void slots_run_out(void)
 	munmap(p, (SLOTS + 1) * PAGE);
 }
 
+/* Writes vmemexp's track_exports parameter; false when it has none. */
+static bool set_track_exports(bool on)
+{
+	FILE *f = fopen("/sys/module/vmemexp/parameters/track_exports", "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs(on ? "Y" : "N", f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+/*
+ * With track_exports=N the module answers a tracked export as a kernel
+ * without MMU notifiers does: EOPNOTSUPP, nothing pinned, no fd; plain
+ * exports go on.  The parameter is restored before anything is asserted.
+ */
+static void tracking_off_eopnotsupp(void)
+{
+	static char mem[PAGE] __attribute__((aligned(4096)));
+	struct vmemexp_export e;
+	int ret, err, plain;
+
+	if (!set_track_exports(false))
+		vmt_skip("vmemexp has no writable track_exports parameter");
+	ret = vmx_export(tracking_dev(), mem, PAGE, VMEMEXP_EXPORT_TRACK, &e);
+	err = errno;
+	plain = vmx_export(tracking_dev(), mem, PAGE, 0, &e);
+	VMT_ASSERT(set_track_exports(true));
+	VMT_ASSERT_EQ(ret, -1);
+	VMT_ASSERT_EQ(err, EOPNOTSUPP);
+	VMT_ASSERT_OK(plain);
+	close(e.fd);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct vmt_test tests[] = {
@@ -377,6 +413,7 @@ int main(int argc, char **argv)
 		VMT_TEST(reused_slot_starts_current),
 		VMT_TEST(status_page_outlives_file),
 		VMT_TEST(slots_run_out),
+		VMT_TEST(tracking_off_eopnotsupp),
 	};
 
 	tracking_dev();
