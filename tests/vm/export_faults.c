@@ -422,27 +422,27 @@ static void exported_done(struct exported *x)
 }
 
 /*
- * mmap of @fd (@len bytes, @prot, shared) with each of its allocations
- * failing in turn: ENOMEM with nothing left behind, or a mapping that
- * @check accepts.
+ * Calls @attempt with each of its allocations failing in turn: a failure
+ * must be ENOMEM and leave fds, pins and VmPin as they were; a success is
+ * checked and undone by @undo, after which the same holds.  @attempt
+ * returns 0, or -1 with errno set.
  */
-static void map_with_faults(const char *what, int nth, int fd, size_t len,
-			    int prot, void (*check)(const uint8_t *map))
+static void with_faults(const char *what, int nth, int (*attempt)(void),
+			void (*undo)(void))
 {
 	struct tally t = { 0 };
 	int n;
 
 	for (n = 1; n <= MAX_N; n++) {
 		struct snapshot before = snap();
-		uint8_t *map;
 		bool fired;
-		int err;
+		int ret, err;
 
 		arm(nth, n);
-		map = mmap(NULL, len, prot, MAP_SHARED, fd, 0);
+		ret = attempt();
 		err = errno;
 		fired = disarm(nth);
-		if (map == MAP_FAILED) {
+		if (ret < 0) {
 			VMT_ASSERT(fired);
 			if (err != ENOMEM)
 				vmt_fail(__FILE__, __LINE__,
@@ -452,14 +452,35 @@ static void map_with_faults(const char *what, int nth, int fd, size_t len,
 			tally_add(&t, n, err);
 			continue;
 		}
-		check(map);
-		VMT_ASSERT_OK(munmap(map, len));
+		undo();
+		expect_unchanged(&before, what, n);
 		if (!fired)
 			break;
 		tally_add(&t, n, 0);
 	}
 	VMT_ASSERT(n <= MAX_N);
 	tally_done(&t, what, n - 1);
+}
+
+/* The mapping with_faults() attempts, and what a good one must show. */
+static struct {
+	int fd, prot;
+	size_t len;
+	void (*check)(const uint8_t *map);
+	uint8_t *map;
+} mapping;
+
+static int try_map(void)
+{
+	mapping.map = mmap(NULL, mapping.len, mapping.prot, MAP_SHARED,
+			   mapping.fd, 0);
+	return mapping.map == MAP_FAILED ? -1 : 0;
+}
+
+static void undo_map(void)
+{
+	mapping.check(mapping.map);
+	VMT_ASSERT_OK(munmap(mapping.map, mapping.len));
 }
 
 /* What export_plain() exported, as a mapping of its dma-buf shows it. */
@@ -473,8 +494,11 @@ static void check_plain(const uint8_t *map)
 static void mmap_with_faults(void)
 {
 	plain = export_plain();
-	map_with_faults("mmap of the dma-buf", plain.nth, plain.e.fd,
-			plain.e.size, PROT_READ | PROT_WRITE, check_plain);
+	mapping.fd = plain.e.fd;
+	mapping.len = plain.e.size;
+	mapping.prot = PROT_READ | PROT_WRITE;
+	mapping.check = check_plain;
+	with_faults("mmap of the dma-buf", plain.nth, try_map, undo_map);
 	exported_done(&plain);
 }
 
@@ -514,42 +538,28 @@ static void sync_with_faults(void)
 	exported_done(&x);
 }
 
+static int opened = -1;
+
+static int try_open(void)
+{
+	opened = open("/dev/vmemexp", O_RDWR | O_CLOEXEC);
+	return opened < 0 ? -1 : 0;
+}
+
+static void undo_open(void)
+{
+	VMT_ASSERT_OK(close(opened));
+}
+
 /*
  * Opening /dev/vmemexp allocates the file's status page: a failure there
  * is ENOMEM with nothing left open.
  */
 static void open_with_faults(void)
 {
-	int nth = faults_setup(), n;
-	struct tally t = { 0 };
+	int nth = faults_setup();
 
-	for (n = 1; n <= MAX_N; n++) {
-		struct snapshot before = snap();
-		bool fired;
-		int fd, err;
-
-		arm(nth, n);
-		fd = open("/dev/vmemexp", O_RDWR | O_CLOEXEC);
-		err = errno;
-		fired = disarm(nth);
-		if (fd < 0) {
-			VMT_ASSERT(fired);
-			if (err != ENOMEM)
-				vmt_fail(__FILE__, __LINE__,
-					 "open, allocation %d failed: %s, not ENOMEM",
-					 n, vmt_errname(err));
-			expect_unchanged(&before, "open", n);
-			tally_add(&t, n, err);
-			continue;
-		}
-		VMT_ASSERT_OK(close(fd));
-		expect_unchanged(&before, "open", n);
-		if (!fired)
-			break;
-		tally_add(&t, n, 0);
-	}
-	VMT_ASSERT(n <= MAX_N);
-	tally_done(&t, "open of /dev/vmemexp", n - 1);
+	with_faults("open of /dev/vmemexp", nth, try_open, undo_open);
 	close(nth);
 }
 
@@ -564,8 +574,11 @@ static void status_map_with_faults(void)
 {
 	int dev = vmx_open(), nth = faults_setup();
 
-	map_with_faults("mmap of the status page", nth, dev, 4096, PROT_READ,
-			check_status_page);
+	mapping.fd = dev;
+	mapping.len = 4096;
+	mapping.prot = PROT_READ;
+	mapping.check = check_status_page;
+	with_faults("mmap of the status page", nth, try_map, undo_map);
 	close(nth);
 	close(dev);
 }
