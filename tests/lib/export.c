@@ -451,26 +451,23 @@ static void export_again_after_fork(void)
 	vms_context_destroy(c);
 }
 
-/* In a child: exports of one range, twice, by a module that cannot track. */
+/*
+ * In a child: exports of one range, twice, by a module that cannot track
+ * (export_fresh_memory() asserts the first is a dma-buf).
+ */
 static bool exports_untracked(void)
 {
-	struct vms_context *c = vms_context_create(VMS_CONTEXT_REQUIRE_MODULE);
 	size_t len = 16 * 4096;
-	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct vms_buffer *a, *b;
 	struct vms_mapping *map;
+	uint8_t *p;
+	struct vms_context *c = export_fresh_memory(len, &p, &a);
 	bool ok;
 
-	if (!c || p == MAP_FAILED)
-		return false;
-	vmt_fill(p, len, 0, 1);
-	a = vms_buffer_export(c, p, len, 0);
 	vmt_fill(p, len, 0, 2);
 	b = vms_buffer_export(c, p, len, 0);
 	/* Zero-copy both times, never a memfd copy; but nothing to reuse. */
-	if (!a || !b || a == b || vms_buffer_kind(a) != VMS_BUFFER_DMABUF ||
-	    vms_buffer_kind(b) != VMS_BUFFER_DMABUF)
+	if (!b || b == a || vms_buffer_kind(b) != VMS_BUFFER_DMABUF)
 		return false;
 	map = peer_map(a, len);
 	ok = vmt_check(vms_mapping_plane(map, 0), len, 0, 2) == -1;
