@@ -169,6 +169,9 @@ struct thread {
 
 struct counter {
 	atomic_ulong by_result[16];
+	/* Runs and time spent, all threads: where a run goes. */
+	atomic_ulong runs;
+	atomic_ulong ns;
 };
 
 static struct {
@@ -1357,6 +1360,14 @@ static void (*const op_fns[NR_OPS])(void) = {
 	[OP_FORK] = op_fork,
 };
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void *thread_main(void *arg)
 {
 	struct thread *t = arg;
@@ -1368,11 +1379,15 @@ static void *thread_main(void *arg)
 	     t->op_index++) {
 		enum op op = t->index == 0 && t->op_index % fork_every ==
 			     fork_every - 1 ? OP_FORK : pick_op();
+		uint64_t start;
 
 		if (g.verbose)
 			printf("# thread %d op %" PRIu64 ": %s\n", t->index,
 			       t->op_index, op_names[op]);
+		start = now_ns();
 		op_fns[op]();
+		atomic_fetch_add(&g.counters[op].ns, now_ns() - start);
+		atomic_fetch_add(&g.counters[op].runs, 1);
 		atomic_fetch_add(&g.ops_done, 1);
 	}
 	for (int w = 0; w < WINDOWS; w++)
@@ -1515,7 +1530,7 @@ static void usage(const char *argv0)
 static void print_summary(double seconds)
 {
 	for (int op = 0; op < NR_OPS; op++) {
-		char line[256];
+		char line[256] = "";
 		size_t n = 0;
 
 		for (int r = 0; r < 16; r++) {
@@ -1529,8 +1544,10 @@ static void print_summary(double seconds)
 					      vmt_errname(result_errnos[r]) :
 					      "other", c);
 		}
-		if (n)
-			printf("# %-18s%s\n", op_names[op], line);
+		if (g.counters[op].runs)
+			printf("# %-18s %lu in %.1f s:%s\n", op_names[op],
+			       (unsigned long)g.counters[op].runs,
+			       g.counters[op].ns / 1e9, line);
 	}
 	printf("# %lu operations in %.1f s: %.0f per second\n",
 	       (unsigned long)g.ops_done, seconds, g.ops_done / seconds);
