@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -329,12 +331,18 @@ static void module_refusal_falls_back(void)
 	vms_context_destroy(c);
 }
 
-/*
- * Exporting the same memory again reuses the export while the memory is
- * unchanged in place (writes included), and never after it was remapped:
- * a new mapping at the same address must be exported afresh, or a peer
- * would see the old pages.
- */
+/* @len bytes of fresh anonymous memory holding pattern 1, exported into *@a. */
+static void export_fresh(struct vms_context *c, size_t len, uint8_t **p,
+			 struct vms_buffer **a)
+{
+	*p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	VMT_ASSERT(c && *p != MAP_FAILED);
+	vmt_fill(*p, len, 0, 1);
+	*a = vms_buffer_export(c, *p, len, 0);
+	VMT_ASSERT(*a && vms_buffer_kind(*a) == VMS_BUFFER_DMABUF);
+}
+
 /*
  * A context and @len bytes of fresh anonymous memory holding pattern 1,
  * exported through vmemexp into *@a; skips without the module.
@@ -347,22 +355,35 @@ static struct vms_context *export_fresh_memory(size_t len, uint8_t **p,
 	if (!module_present())
 		vmt_skip("needs vmemexp.ko");
 	c = vms_context_create(0);
-	*p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	VMT_ASSERT(c && *p != MAP_FAILED);
-	vmt_fill(*p, len, 0, 1);
-	*a = vms_buffer_export(c, *p, len, 0);
-	VMT_ASSERT(*a && vms_buffer_kind(*a) == VMS_BUFFER_DMABUF);
+	export_fresh(c, len, p, a);
 	return c;
 }
 
-static void export_again_reuses_until_remapped(void)
+/* Whether this process maps /dev/vmemexp: libvmshare's status page. */
+static bool maps_status_page(void)
 {
-	size_t len = 16 * 4096;
-	struct vms_buffer *a, *b, *d;
+	FILE *f = fopen("/proc/self/maps", "re");
+	bool found = false;
+	char line[512];
+
+	VMT_ASSERT(f);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " /dev/vmemexp") != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * Exporting the same memory again reuses the export @a of @p (pattern 1)
+ * while the memory is unchanged in place (writes included), and never
+ * after it was remapped: a new mapping at the same address must be
+ * exported afresh, or a peer would see the old pages.  Releases all.
+ */
+static void check_reuse_until_remapped(struct vms_context *c, uint8_t *p,
+				       size_t len, struct vms_buffer *a)
+{
+	struct vms_buffer *b, *d;
 	struct vms_mapping *map;
-	uint8_t *p;
-	struct vms_context *c = export_fresh_memory(len, &p, &a);
 
 	/* Changed in place: the same dma-buf, and a peer sees the change. */
 	vmt_fill(p, len, 0, 2);
@@ -403,6 +424,54 @@ static void export_again_reuses_until_remapped(void)
 	vms_buffer_destroy(a);
 	munmap(p, len);
 	vms_context_destroy(c);
+}
+
+/* Reuse decided by reading the status page, no system call. */
+static void export_again_reuses_until_remapped(void)
+{
+	size_t len = 16 * 4096;
+	struct vms_buffer *a;
+	uint8_t *p;
+	struct vms_context *c = export_fresh_memory(len, &p, &a);
+
+	VMT_ASSERT(maps_status_page());
+	check_reuse_until_remapped(c, p, len, a);
+}
+
+/*
+ * Without the status page (a module older than it, or a process that
+ * cannot map it) reuse asks the module by VMEMEXP_IOC_STATUS, with the
+ * same answers.  The page's mmap is made to fail by an address-space
+ * limit at the process's current size while the context is created.
+ */
+static void export_again_without_status_page(void)
+{
+	long page_size = sysconf(_SC_PAGESIZE);
+	size_t len = 16 * 4096;
+	struct rlimit old, full;
+	unsigned long vm_pages;
+	struct vms_buffer *a;
+	struct vms_context *c;
+	uint8_t *p;
+	FILE *f;
+
+	if (!module_present())
+		vmt_skip("needs vmemexp.ko");
+	/* Room in the heap for the context, so its calloc needs no brk. */
+	free(malloc(64 * 1024));
+	f = fopen("/proc/self/statm", "re");
+	VMT_ASSERT(f && fscanf(f, "%lu", &vm_pages) == 1);
+	fclose(f);
+	VMT_ASSERT_OK(getrlimit(RLIMIT_AS, &old));
+	full = (struct rlimit){ .rlim_cur = vm_pages * (unsigned long)page_size,
+				.rlim_max = old.rlim_max };
+	VMT_ASSERT_OK(setrlimit(RLIMIT_AS, &full));
+	c = vms_context_create(0);
+	VMT_ASSERT_OK(setrlimit(RLIMIT_AS, &old));
+	VMT_ASSERT(c && vms_context_has_module(c));
+	VMT_ASSERT(!maps_status_page());
+	export_fresh(c, len, &p, &a);
+	check_reuse_until_remapped(c, p, len, a);
 }
 
 /* In a child: whether its export of @p is new and shows the child's bytes. */
@@ -518,6 +587,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(mapping_checks_fd_size),
 	VMT_TEST(module_refusal_falls_back),
 	VMT_TEST(export_again_reuses_until_remapped),
+	VMT_TEST(export_again_without_status_page),
 	VMT_TEST(export_again_after_fork),
 	VMT_TEST(exports_when_module_cannot_track),
 };
