@@ -1559,7 +1559,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_fault };
 	long long pins_before, pins_after;
 	int fds_before, fds_after;
-	struct timespec t0, t1;
+	uint64_t start;
 	double seconds;
 
 	/* The environment reaches a test run through vmrun; options win. */
@@ -1607,7 +1607,7 @@ int main(int argc, char **argv)
 	limit_pinning();
 	read_vmas();
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	start = now_ns();
 	for (int i = 0; i < g.threads; i++) {
 		setup_thread(&threads[i], i);
 		if (pthread_create(&threads[i].tid, NULL, thread_main,
@@ -1618,9 +1618,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < g.threads; i++)
 		pthread_join(threads[i].tid, NULL);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	seconds = (double)(t1.tv_sec - t0.tv_sec) +
-		  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	seconds = (double)(now_ns() - start) / 1e9;
 
 	for (int i = 0; i < SLOTS; i++)
 		if (slots[i].fd >= 0)
