@@ -439,6 +439,22 @@ static void export_again_reuses_until_remapped(void)
 }
 
 /*
+ * Fault in 64 KiB of stack below the caller's frame.  The stack's mapping
+ * keeps that size after the return, so calls that use less than that
+ * under an address-space limit at the process's current size never grow
+ * it: the limit would refuse the growth with SIGSEGV (seen with a 200 KiB
+ * frame, past the 128 KiB the kernel maps beyond the stack at exec).
+ */
+static __attribute__((noinline)) void grow_stack_now(void)
+{
+	volatile char room[64 * 1024];
+	size_t i;
+
+	for (i = 0; i < sizeof(room); i += 4096)
+		room[i] = 0;
+}
+
+/*
  * Without the status page (a module older than it, or a process that
  * cannot map it) reuse asks the module by VMEMEXP_IOC_STATUS, with the
  * same answers.  The page's mmap is made to fail by an address-space
@@ -459,6 +475,7 @@ static void export_again_without_status_page(void)
 		vmt_skip("needs vmemexp.ko");
 	/* Room in the heap for the context, so its calloc needs no brk. */
 	free(malloc(64 * 1024));
+	grow_stack_now();
 	f = fopen("/proc/self/statm", "re");
 	VMT_ASSERT(f && fscanf(f, "%lu", &vm_pages) == 1);
 	fclose(f);
