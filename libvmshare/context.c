@@ -78,39 +78,44 @@ int vms_sync(int fd, uint32_t access, bool end)
 	return ret == -ENOTTY ? 0 : ret;
 }
 
-static unsigned int fork_generation;
-static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
-
-static void count_fork(void)
-{
-	__atomic_add_fetch(&fork_generation, 1, __ATOMIC_RELAXED);
-}
-
-static void install_fork_hook(void)
-{
-	pthread_atfork(NULL, NULL, count_fork);
-}
-
-unsigned int vms_fork_generation(void)
-{
-	return __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
-}
-
-/* Maps the status page of ctx->vmemexp_fd, if the module has one. */
+/*
+ * Maps the status page of ctx->vmemexp_fd, if the module has one, with
+ * the word that says this process mapped it: a private page that
+ * MADV_WIPEONFORK zeroes in every child made by fork() or by clone()
+ * without CLONE_VM, through glibc or not, whose memory the parent's
+ * exports no longer show.
+ */
 static void map_status_page(struct vms_context *ctx)
 {
-	void *page;
+	size_t page_size = (size_t)sysconf(_SC_PAGESIZE);
+	const char *failed;
+	void *page, *owner;
 
-	pthread_once(&fork_hook_once, install_fork_hook);
-	page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED,
-		    ctx->vmemexp_fd, 0);
-	if (page == MAP_FAILED) {
-		vms_log(ctx, "no vmemexp status page (%s): reuse asks the "
-			"module with an ioctl", strerror(errno));
-		return;
+	owner = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (owner == MAP_FAILED) {
+		failed = "mmap of the page that tells a child from its parent";
+		goto fail;
 	}
+	if (madvise(owner, page_size, MADV_WIPEONFORK)) {
+		failed = "MADV_WIPEONFORK";
+		goto fail;
+	}
+	page = mmap(NULL, page_size, PROT_READ, MAP_SHARED, ctx->vmemexp_fd, 0);
+	if (page == MAP_FAILED) {
+		failed = "mmap of the vmemexp status page";
+		goto fail;
+	}
+	ctx->status_owner = owner;
+	*ctx->status_owner = 1;
 	ctx->status_page = page;
-	ctx->status_fork_gen = vms_fork_generation();
+	return;
+
+fail:
+	vms_log(ctx, "%s failed (%s): reuse asks the module with an ioctl",
+		failed, strerror(errno));
+	if (owner != MAP_FAILED)
+		munmap(owner, page_size);
 }
 
 VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
@@ -157,8 +162,10 @@ VMS_EXPORT void vms_context_destroy(struct vms_context *ctx)
 {
 	if (!ctx)
 		return;
-	if (ctx->status_page)
+	if (ctx->status_page) {
 		munmap((void *)ctx->status_page, (size_t)sysconf(_SC_PAGESIZE));
+		munmap((void *)ctx->status_owner, (size_t)sysconf(_SC_PAGESIZE));
+	}
 	if (ctx->vmemexp_fd >= 0)
 		close(ctx->vmemexp_fd);
 	pthread_mutex_destroy(&ctx->lock);

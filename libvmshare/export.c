@@ -197,7 +197,7 @@ static bool still_current(struct vms_context *ctx, const struct vms_buffer *buf)
 	struct vmemexp_status st = { .fd = buf->fd };
 
 	if (ctx->status_page && buf->status_slot != VMEMEXP_STATUS_NO_SLOT &&
-	    ctx->status_fork_gen == vms_fork_generation())
+	    *ctx->status_owner)
 		return __atomic_load_n(&ctx->status_page[buf->status_slot],
 				       __ATOMIC_ACQUIRE) == 0;
 	return vms_ioctl(ctx->vmemexp_fd, VMEMEXP_IOC_STATUS, &st) == 0 &&

@@ -25,18 +25,12 @@ struct vms_context {
 	 * vmemexp's status page of @vmemexp_fd, mapped read-only, or NULL
 	 * (an older module): a tracked export's word there reads 0 while it
 	 * is current, so reuse needs no system call.  Only the process that
-	 * mapped it may trust it (@status_fork_gen, see vms_fork_generation).
+	 * mapped it may trust it: *@status_owner reads 1 there and 0 in a
+	 * child, which has copies of the parent's pages (MADV_WIPEONFORK).
 	 */
 	const volatile uint32_t *status_page;
-	unsigned int status_fork_gen;
+	volatile uint32_t *status_owner;
 };
-
-/*
- * How many fork()s led to this process since libvmshare was loaded: a
- * context whose status page was mapped at another generation is a
- * copy in a child, whose memory the parent's exports no longer show.
- */
-unsigned int vms_fork_generation(void);
 
 /* Whether environment variable @name is set to anything but "" or "0". */
 bool vms_env_flag(const char *name);

@@ -6,12 +6,14 @@
  * exercised.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <vmshare.h>
@@ -359,18 +361,24 @@ static struct vms_context *export_fresh_memory(size_t len, uint8_t **p,
 	return c;
 }
 
+/* How many of this process's mappings have @what in their line, if given. */
+static int count_mappings(const char *what)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	int n = 0;
+
+	VMT_ASSERT(f);
+	while (fgets(line, sizeof(line), f))
+		n += !what || strstr(line, what);
+	fclose(f);
+	return n;
+}
+
 /* Whether this process maps /dev/vmemexp: libvmshare's status page. */
 static bool maps_status_page(void)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	bool found = false;
-	char line[512];
-
-	VMT_ASSERT(f);
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, " /dev/vmemexp") != NULL;
-	fclose(f);
-	return found;
+	return count_mappings(" /dev/vmemexp") > 0;
 }
 
 /*
@@ -457,17 +465,20 @@ static __attribute__((noinline)) void grow_stack_now(void)
 /*
  * Without the status page (a module older than it, or a process that
  * cannot map it) reuse asks the module by VMEMEXP_IOC_STATUS, with the
- * same answers.  The page's mmap is made to fail by an address-space
- * limit at the process's current size while the context is created.
+ * same answers.  The context is created under an address-space limit of
+ * the process's current size plus @spare_pages: with none, the mmap of
+ * the page that tells a child from its parent fails; with one, that
+ * succeeds and the status page's fails, and the first must be unmapped.
  */
-static void export_again_without_status_page(void)
+static void check_reuse_without_status_page(unsigned long spare_pages)
 {
 	long page_size = sysconf(_SC_PAGESIZE);
 	size_t len = 16 * 4096;
-	struct rlimit old, full;
+	struct rlimit old, tight;
 	unsigned long vm_pages;
 	struct vms_buffer *a;
 	struct vms_context *c;
+	int mappings;
 	uint8_t *p;
 	FILE *f;
 
@@ -476,19 +487,32 @@ static void export_again_without_status_page(void)
 	/* Room in the heap for the context, so its calloc needs no brk. */
 	free(malloc(64 * 1024));
 	grow_stack_now();
+	mappings = count_mappings(NULL);
 	f = fopen("/proc/self/statm", "re");
 	VMT_ASSERT(f && fscanf(f, "%lu", &vm_pages) == 1);
 	fclose(f);
 	VMT_ASSERT_OK(getrlimit(RLIMIT_AS, &old));
-	full = (struct rlimit){ .rlim_cur = vm_pages * (unsigned long)page_size,
-				.rlim_max = old.rlim_max };
-	VMT_ASSERT_OK(setrlimit(RLIMIT_AS, &full));
+	tight = (struct rlimit){
+		.rlim_cur = (vm_pages + spare_pages) * (unsigned long)page_size,
+		.rlim_max = old.rlim_max };
+	VMT_ASSERT_OK(setrlimit(RLIMIT_AS, &tight));
 	c = vms_context_create(0);
 	VMT_ASSERT_OK(setrlimit(RLIMIT_AS, &old));
 	VMT_ASSERT(c && vms_context_has_module(c));
 	VMT_ASSERT(!maps_status_page());
+	VMT_ASSERT_EQ(count_mappings(NULL), mappings);
 	export_fresh(c, len, &p, &a);
 	check_reuse_until_remapped(c, p, len, a);
+}
+
+static void export_again_without_status_page(void)
+{
+	check_reuse_without_status_page(0);
+}
+
+static void export_again_when_only_status_page_fails(void)
+{
+	check_reuse_without_status_page(1);
 }
 
 /* In a child: whether its export of @p is new and shows the child's bytes. */
@@ -509,6 +533,18 @@ static bool child_exports_afresh(struct vms_context *c, uint8_t *p, size_t len,
 	return ok;
 }
 
+/* A child process as glibc's fork() makes one, atfork handlers and all. */
+static pid_t spawn_by_fork(void)
+{
+	return fork();
+}
+
+/* A child process by the bare system call, which no atfork handler sees. */
+static pid_t spawn_by_raw_clone(void)
+{
+	return (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
 /*
  * After fork the child's memory is its own (pinned pages are copied for
  * it), so its export of the same address must be a new one, though the
@@ -516,7 +552,7 @@ static bool child_exports_afresh(struct vms_context *c, uint8_t *p, size_t len,
  * child has to ask the module, which tells it the export is not its own.
  * The parent goes on reusing its export.
  */
-static void export_again_after_fork(void)
+static void check_export_again_in_child(pid_t (*spawn)(void))
 {
 	size_t len = 16 * 4096;
 	struct vms_buffer *a, *b;
@@ -524,7 +560,7 @@ static void export_again_after_fork(void)
 	struct vms_context *c = export_fresh_memory(len, &p, &a);
 	pid_t pid;
 
-	pid = fork();
+	pid = spawn();
 	VMT_ASSERT(pid >= 0);
 	if (pid == 0)
 		_exit(child_exports_afresh(c, p, len, a) ? 0 : 1);
@@ -535,6 +571,16 @@ static void export_again_after_fork(void)
 	vms_buffer_destroy(a);
 	munmap(p, len);
 	vms_context_destroy(c);
+}
+
+static void export_again_after_fork(void)
+{
+	check_export_again_in_child(spawn_by_fork);
+}
+
+static void export_again_after_raw_clone(void)
+{
+	check_export_again_in_child(spawn_by_raw_clone);
 }
 
 /*
@@ -605,7 +651,9 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(module_refusal_falls_back),
 	VMT_TEST(export_again_reuses_until_remapped),
 	VMT_TEST(export_again_without_status_page),
+	VMT_TEST(export_again_when_only_status_page_fails),
 	VMT_TEST(export_again_after_fork),
+	VMT_TEST(export_again_after_raw_clone),
 	VMT_TEST(exports_when_module_cannot_track),
 };
 
