@@ -13,6 +13,7 @@
 #include <linux/vmemexp.h>
 
 struct dma_buf;
+struct user_struct;
 struct vm_area_struct;
 struct vmemexp_status_page;
 struct vmemexp_track;
@@ -59,8 +60,12 @@ struct vmemexp_carveout {
  *	of the buffer lies in, whose lifetime replaces the pins.
  * @track: with VMEMEXP_EXPORT_TRACK, whether the exporter's range still
  *	shows these pages; else NULL
- * @mm: the exporter's mm, charged in pinned_vm for @nr_pages; held with
- *	mmgrab() so the charge can be returned after the exporter exits.
+ * @pinned: @runs hold pins of user pages, to be unpinned at release
+ * @charged: pages charged to @user and to @mm's pinned_vm
+ * @user: the exporter's user, charged in locked_vm against RLIMIT_MEMLOCK;
+ *	NULL for a caller with CAP_IPC_LOCK and for a carve-out
+ * @mm: the exporter's mm, whose pinned_vm shows @charged; held with
+ *	mmgrab() so the count can be returned after the exporter exits.
  *	NULL for a carve-out, which pins and charges nothing.
  * @attachments: &struct vmemexp_attachment of every importer.
  * @vaddr: kernel mapping while vmapped, for cache maintenance.
@@ -72,6 +77,9 @@ struct vmemexp_buffer {
 	bool writable;
 	const struct vmemexp_carveout *carveout;
 	struct vmemexp_track *track;
+	bool pinned;
+	unsigned long charged;
+	struct user_struct *user;
 	struct mm_struct *mm;
 	struct mutex lock;	/* protects @attachments and @vaddr */
 	struct list_head attachments;
@@ -96,9 +104,11 @@ static inline bool vmemexp_has_pages(const struct vmemexp_buffer *buf)
 	return !buf->carveout || buf->carveout->has_pages;
 }
 
-struct vmemexp_buffer *vmemexp_buffer_alloc(bool writable);
-int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
-			  unsigned long pfn, unsigned long nr);
+struct vmemexp_buffer *vmemexp_buffer_alloc(unsigned long nr_pages,
+					    bool writable);
+void vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned long pfn,
+			   unsigned long nr);
+void vmemexp_buffer_trim(struct vmemexp_buffer *buf);
 struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 					  unsigned long nr_pages,
 					  bool writable);

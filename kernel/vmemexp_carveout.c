@@ -254,13 +254,12 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 	const struct vmemexp_carveout *co = NULL;
 	struct mm_struct *mm = current->mm;
 	struct vmemexp_buffer *buf;
-	unsigned int capacity = 0;
 	int ret;
 
 	if (!capable(CAP_SYS_RAWIO))
 		return ERR_PTR(-EPERM);
 
-	buf = vmemexp_buffer_alloc(writable);
+	buf = vmemexp_buffer_alloc(nr_pages, writable);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
 
@@ -283,12 +282,13 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 			ret = -EPERM;
 			break;
 		}
-		ret = vmemexp_buffer_append(buf, &capacity, pfn, 1);
+		vmemexp_buffer_append(buf, pfn, 1);
 	}
 	mmap_read_unlock(mm);
 	if (ret)
 		goto err_release;
 
+	vmemexp_buffer_trim(buf);
 	buf->carveout = co;
 	return buf;
 

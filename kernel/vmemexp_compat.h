@@ -33,6 +33,22 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 #endif
 
 /*
+ * pin_user_pages() with the mmap lock held, which may not drop it.  6.5
+ * removed its array of VMAs.
+ */
+static inline long vmemexp_pin_user_pages(unsigned long start,
+					  unsigned long nr_pages,
+					  unsigned int gup_flags,
+					  struct page **pages)
+{
+#if KERNEL_VERSION(6, 5, 0) <= LINUX_VERSION_CODE
+	return pin_user_pages(start, nr_pages, gup_flags, pages);
+#else
+	return pin_user_pages(start, nr_pages, gup_flags, pages, NULL);
+#endif
+}
+
+/*
  * The page frame mapped at @addr of a VM_IO/VM_PFNMAP @vma, and whether
  * the mapping is writable; the caller holds the mmap lock.  6.10 made
  * follow_pte() take the VMA, and 6.12 replaced it by follow_pfnmap_*().

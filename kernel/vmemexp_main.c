@@ -20,8 +20,8 @@
 #include "vmemexp_compat.h"
 
 /*
- * Beyond this the page array alone would need more than the allocator's
- * INT_MAX bytes, whatever the administrator sets.
+ * The most an administrator may allow: the run array, 16 bytes a page at
+ * worst, then takes 256 MiB of vmalloc space.
  */
 #define VMEMEXP_MAX_EXPORT_LIMIT	(64ULL << 30)
 

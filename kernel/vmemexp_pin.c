@@ -1,130 +1,158 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Pinning a range of the caller's memory for export, and accounting for it.
+ *
+ * What may be exported is decided per VMA, under the mmap lock, by the same
+ * walk that pins: importers do not honour a read-only dma-buf (only an
+ * IOMMU enforces DMA_TO_DEVICE, and many systems run without one), so a
+ * page is exported only if the exporter could have written it itself.
+ * Checking the VMAs first and pinning afterwards would let another thread
+ * swap a read-only file mapping in between.
  */
+#include <linux/cred.h>
+#include <linux/fs.h>
+#include <linux/hugetlb.h>
+#include <linux/magic.h>
 #include <linux/mm.h>
-#include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/user.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <uapi/linux/fcntl.h>
 
 #include "vmemexp.h"
+#include "vmemexp_compat.h"
 
 /*
  * GUP fills one page pointer per page; a page's worth of them is pinned at
- * a time and folded into runs at once, so no per-page array as large as
- * the export is ever allocated, and a fatal signal can interrupt a large
- * export between batches.
+ * a time and folded into runs at once, so no per-page array of pointers as
+ * large as the export is ever allocated, the mmap lock is dropped between
+ * batches, and a fatal signal can interrupt a large export.
  */
 #define VMEMEXP_PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
-#define VMEMEXP_MIN_RUNS	8
-/* Failed write faults in a writable VMA before an export gives up. */
-#define VMEMEXP_FAULT_IN_TRIES	4
+
+/* Seals that forbid writing a memfd: a device must not write it either. */
+#define VMEMEXP_WRITE_SEALS	(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
 
 /*
- * GUP reports every unexportable range as -EFAULT.  Walking the VMAs after
- * a failed pin gives each cause its own errno, so callers can tell a hole
- * from a permission problem from a driver mapping that has no pages to pin;
- * returns 0 when the VMAs explain nothing (a race with munmap, say).
+ * hugetlbfs, told by its magic: is_file_hugepages() is not exported, and
+ * a SysV SHM_HUGETLB segment's file shares the hugetlbfs inode.
  */
-static int vmemexp_check_vmas(struct mm_struct *mm, unsigned long start,
-			      unsigned long end, bool writable)
+static bool vmemexp_hugetlbfs_file(struct file *file)
 {
-	struct vm_area_struct *vma;
-	unsigned long pos = start;
-	int ret = 0;
+	return file_inode(file)->i_sb->s_magic == HUGETLBFS_MAGIC;
+}
 
-	if (mmap_read_lock_killable(mm))
-		return -EINTR;
+/* Files with no blocks behind their pages: page_mkwrite has nothing to do. */
+static bool vmemexp_memory_file(struct file *file)
+{
+	return shmem_file(file) || vmemexp_hugetlbfs_file(file);
+}
 
-	while (pos < end) {
-		vma = find_vma(mm, pos);
-		if (!vma || vma->vm_start > pos) {
-			ret = -EFAULT;
-			break;
-		}
-		if (vma->vm_flags & (VM_IO | VM_PFNMAP)) {
-			ret = -EPERM;
-			break;
-		}
-		if (!(vma->vm_flags & VM_READ) ||
-		    (writable && !(vma->vm_flags & VM_WRITE))) {
-			ret = -EACCES;
-			break;
-		}
-		pos = vma->vm_end;
-	}
-
-	mmap_read_unlock(mm);
-	return ret;
+static unsigned int vmemexp_file_seals(struct file *file)
+{
+	if (shmem_file(file))
+		return SHMEM_I(file_inode(file))->seals;
+#ifdef CONFIG_HUGETLBFS
+	if (vmemexp_hugetlbfs_file(file))
+		return HUGETLBFS_I(file_inode(file))->seals;
+#endif
+	return 0;
 }
 
 /*
- * A read-only pin of a never-written anonymous page pins the shared zero
- * page, and the exporter's next write would then land in a fresh copy the
- * dma-buf never sees.  Resolve write faults (without writing) wherever the
- * exporter itself may write, so the pinned pages are the ones it keeps.
- * A write fault that fails where the exporter may write (out of memory,
- * found by fault injection) fails the export: going on would pin the zero
- * page.  Returns 0 or a negative errno.
+ * Whether the pages of @vma may be exported with the access asked; an
+ * errno when not.  Private mappings are judged page by page afterwards
+ * (vmemexp_private_page_ok()).
  */
-static int vmemexp_fault_in_writable(struct mm_struct *mm,
-				     unsigned long start, unsigned long end)
+static int vmemexp_vma_exportable(struct vm_area_struct *vma, bool writable)
 {
-	unsigned int tries = VMEMEXP_FAULT_IN_TRIES;
-	struct vm_area_struct *vma;
-	unsigned long next;
-	bool may_write;
-	size_t left;
+	struct file *file = vma->vm_file;
 
-	while (start < end) {
-		if (fatal_signal_pending(current))
-			return -EINTR;
-		left = fault_in_safe_writeable((const char __user *)start,
-					       end - start);
-		if (!left)
-			return 0;
+	if (vma->vm_flags & (VM_IO | VM_PFNMAP))
+		return -EPERM;
+	if (!(vma->vm_flags & VM_READ) ||
+	    (writable && !(vma->vm_flags & VM_WRITE)))
+		return -EACCES;
+	if (!(vma->vm_flags & VM_MAYSHARE) || !file)
+		return 0;
 
-		start = end - left;
-		mmap_read_lock(mm);
-		vma = find_vma(mm, start);
-		may_write = vma && vma->vm_start <= start &&
-			    (vma->vm_flags & VM_WRITE);
-		next = vma ? max(vma->vm_end, start + 1) : end;
-		mmap_read_unlock(mm);
-		/*
-		 * Writable, yet the fault failed: out of memory, or another
-		 * thread remapped the page in between; try again a few times
-		 * before calling it the former.
-		 */
-		if (may_write) {
-			if (!--tries)
-				return -ENOMEM;
-			continue;
-		}
-		/* Not writable here: skip the rest of this VMA. */
-		tries = VMEMEXP_FAULT_IN_TRIES;
-		start = PAGE_ALIGN(next);
-	}
+	/*
+	 * A shared mapping shows the file's own pages.  VM_MAYWRITE is set
+	 * only when the file was opened for writing: without it the exporter
+	 * could not write these pages, and neither may a device.
+	 */
+	if (!(vma->vm_flags & VM_MAYWRITE))
+		return -EACCES;
+	if (vmemexp_file_seals(file) & VMEMEXP_WRITE_SEALS)
+		return -EACCES;
+	/*
+	 * A device writing a regular file's page cache through a long-term
+	 * pin bypasses page_mkwrite: the file system never learns that the
+	 * page is dirty, nor allocates its blocks.  6.5 made GUP refuse such
+	 * pins; shmem and hugetlbfs have no blocks to allocate.
+	 */
+	if (writable && !vmemexp_memory_file(file))
+		return -EACCES;
 	return 0;
+}
+
+/*
+ * A private mapping may still show pages that are not the exporter's: a
+ * file's page cache before the first write, the shared zero page.  Only
+ * anonymous pages are its own; GUP unshares those that a fork or KSM
+ * shares for a pin, even a read-only one.
+ */
+static bool vmemexp_private_page_ok(struct page *page)
+{
+	return PageAnon(page) && !is_zero_pfn(page_to_pfn(page));
+}
+
+/*
+ * GUP reports most failures as -EFAULT.  Under the same lock, the VMA
+ * tells which: past the end of the file is a hole, but inside a shmem or
+ * hugetlbfs file the page could not be allocated (tmpfs full, an empty
+ * huge page pool), which is not the caller's bad address.
+ */
+static int vmemexp_pin_errno(struct vm_area_struct *vma, unsigned long addr,
+			     long ret)
+{
+	struct file *file = vma->vm_file;
+	loff_t pos;
+
+	switch (ret) {
+	case -EFAULT:
+		if (!file || !vmemexp_memory_file(file))
+			return -EFAULT;
+		pos = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) +
+		      (addr - vma->vm_start);
+		if (pos >= i_size_read(file_inode(file)))
+			return -EFAULT;
+		return vmemexp_hugetlbfs_file(file) ? -ENOMEM : -ENOSPC;
+	case -EOPNOTSUPP:
+		/* File system DAX: no long-term pins of its pages at all. */
+		return -EACCES;
+	case -EBUSY:
+		/* Pages that could not be migrated out of ZONE_MOVABLE/CMA. */
+		return -EAGAIN;
+	default:
+		return ret ? ret : -EFAULT;
+	}
 }
 
 /**
  * vmemexp_buffer_append - add physically contiguous page frames at the end
  * of a buffer
- * @buf: the buffer
- * @capacity: entries allocated in @buf->runs, updated as it grows
+ * @buf: the buffer, with room for as many runs as it will hold pages
  * @pfn: the first page frame
  * @nr: how many frames follow from @pfn, at least one
  *
  * Extends the last run when @pfn follows it physically, so runs stay as
  * long as the memory is contiguous.
- *
- * Return: 0, or -ENOMEM when the run array could not grow; the frames are
- * then not part of the buffer.
  */
-int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
-			  unsigned long pfn, unsigned long nr)
+void vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned long pfn,
+			   unsigned long nr)
 {
 	struct vmemexp_run *run;
 
@@ -132,25 +160,13 @@ int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned int *capacity,
 		run = &buf->runs[buf->nr_runs - 1];
 		if (pfn == run->pfn + (buf->nr_pages - run->pgoff)) {
 			buf->nr_pages += nr;
-			return 0;
+			return;
 		}
-	}
-	if (buf->nr_runs == *capacity) {
-		unsigned int grown = max(*capacity * 2, VMEMEXP_MIN_RUNS);
-		struct vmemexp_run *runs;
-
-		runs = krealloc_array(buf->runs, grown, sizeof(*runs),
-				      GFP_KERNEL_ACCOUNT);
-		if (!runs)
-			return -ENOMEM;
-		buf->runs = runs;
-		*capacity = grown;
 	}
 	run = &buf->runs[buf->nr_runs++];
 	run->pfn = pfn;
 	run->pgoff = buf->nr_pages;
 	buf->nr_pages += nr;
-	return 0;
 }
 
 /*
@@ -178,18 +194,69 @@ static void vmemexp_unpin_runs(struct vmemexp_buffer *buf, bool dirty)
 		unpin_user_page_range_dirty_lock(pfn_to_page(buf->runs[i].pfn),
 						 vmemexp_run_pages(buf, i),
 						 dirty);
-	kfree(buf->runs);
-	buf->runs = NULL;
 	buf->nr_runs = 0;
 	buf->nr_pages = 0;
 }
 
-static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
-			    unsigned long nr_pages, unsigned int gup_flags)
+/*
+ * Pins up to @nr pages at @addr, all inside one VMA the caller may export
+ * them from, and appends them to @buf.  Called with the mmap lock held.
+ * Returns the number pinned or a negative errno.
+ */
+static long vmemexp_pin_batch(struct vmemexp_buffer *buf, struct mm_struct *mm,
+			      unsigned long addr, unsigned long nr,
+			      struct page **batch)
 {
+	unsigned int gup_flags = FOLL_LONGTERM, i, stretch;
+	struct vm_area_struct *vma;
+	bool private;
+	long ret;
+
+	vma = vma_lookup(mm, addr);
+	if (!vma)
+		return -EFAULT;
+	ret = vmemexp_vma_exportable(vma, buf->writable);
+	if (ret)
+		return ret;
+	nr = min(nr, (vma->vm_end - addr) >> PAGE_SHIFT);
+
+	/*
+	 * Where the exporter may write a private mapping, pin for writing
+	 * even for a read-only export: that breaks copy-on-write now, so the
+	 * pinned pages are the ones its next write lands in (not the zero
+	 * page or the file's page cache).  A read-only shared mapping is
+	 * never faulted for writing: no page_mkwrite, no block allocation.
+	 */
+	private = !(vma->vm_flags & VM_MAYSHARE);
+	if (buf->writable || (private && (vma->vm_flags & VM_WRITE)))
+		gup_flags |= FOLL_WRITE;
+
+	ret = vmemexp_pin_user_pages(addr, nr, gup_flags, batch);
+	if (ret <= 0)
+		return vmemexp_pin_errno(vma, addr, ret);
+
+	if (private && !(gup_flags & FOLL_WRITE)) {
+		for (i = 0; i < ret; i++) {
+			if (!vmemexp_private_page_ok(batch[i])) {
+				unpin_user_pages(batch, ret);
+				return -EACCES;
+			}
+		}
+	}
+	for (i = 0; i < ret; i += stretch) {
+		stretch = vmemexp_contiguous(batch + i, ret - i);
+		vmemexp_buffer_append(buf, page_to_pfn(batch[i]), stretch);
+	}
+	return ret;
+}
+
+static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
+			    unsigned long nr_pages)
+{
+	struct mm_struct *mm = current->mm;
 	struct page **batch;
-	unsigned int capacity = 0, stretch;
-	int i, ret = 0;
+	unsigned long addr;
+	long ret = 0;
 
 	batch = kmalloc(PAGE_SIZE, GFP_KERNEL);
 	if (!batch)
@@ -200,26 +267,18 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 			ret = -EINTR;
 			break;
 		}
-		ret = pin_user_pages_fast(start + (buf->nr_pages << PAGE_SHIFT),
-					  min_t(unsigned long,
-						nr_pages - buf->nr_pages,
-						VMEMEXP_PIN_BATCH),
-					  gup_flags, batch);
-		if (ret <= 0) {
-			ret = ret ? ret : -EFAULT;
+		if (mmap_read_lock_killable(mm)) {
+			ret = -EINTR;
 			break;
 		}
-		for (i = 0; i < ret; i += stretch) {
-			stretch = vmemexp_contiguous(batch + i, ret - i);
-			if (vmemexp_buffer_append(buf, &capacity,
-						  page_to_pfn(batch[i]), stretch))
-				break;
-		}
-		if (i < ret) {
-			unpin_user_pages(batch + i, ret - i);
-			ret = -ENOMEM;
+		addr = start + (buf->nr_pages << PAGE_SHIFT);
+		ret = vmemexp_pin_batch(buf, mm, addr,
+					min_t(unsigned long,
+					      nr_pages - buf->nr_pages,
+					      VMEMEXP_PIN_BATCH), batch);
+		mmap_read_unlock(mm);
+		if (ret < 0)
 			break;
-		}
 		ret = 0;
 	}
 
@@ -229,46 +288,106 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 	return ret;
 }
 
-/* Same policy as RDMA's ib_umem: pinned_vm against RLIMIT_MEMLOCK. */
-static int vmemexp_charge(struct mm_struct *mm, unsigned long nr_pages)
+/*
+ * RLIMIT_MEMLOCK is charged to the user, as io_uring does, not to the mm
+ * as RDMA's ib_umem does: a pin outlives its mm through the fd, so a
+ * per-mm charge is escaped by execve() or by children that export, pass
+ * the fd on and exit.  The mm's pinned_vm still shows the pages in
+ * /proc/PID/status (VmPin).
+ */
+static int vmemexp_charge(struct vmemexp_buffer *buf, unsigned long nr_pages)
 {
-	unsigned long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
-	u64 pinned = atomic64_add_return(nr_pages, &mm->pinned_vm);
+	unsigned long limit, cur, new;
+	struct user_struct *user;
 
-	if (pinned > limit && !capable(CAP_IPC_LOCK)) {
-		atomic64_sub(nr_pages, &mm->pinned_vm);
-		return -ENOMEM;
+	if (!capable(CAP_IPC_LOCK)) {
+		limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+		user = current_user();
+		cur = atomic_long_read(&user->locked_vm);
+		do {
+			new = cur + nr_pages;
+			if (new < cur || new > limit)
+				return -ENOMEM;
+		} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, new));
+		buf->user = get_uid(user);
 	}
+	buf->mm = current->mm;
+	mmgrab(buf->mm);
+	atomic64_add(nr_pages, &buf->mm->pinned_vm);
+	buf->charged = nr_pages;
 	return 0;
 }
 
-static void vmemexp_uncharge(struct mm_struct *mm, unsigned long nr_pages)
+static void vmemexp_uncharge(struct vmemexp_buffer *buf)
 {
-	atomic64_sub(nr_pages, &mm->pinned_vm);
+	if (buf->user) {
+		atomic_long_sub(buf->charged, &buf->user->locked_vm);
+		free_uid(buf->user);
+		buf->user = NULL;
+	}
+	if (buf->mm) {
+		atomic64_sub(buf->charged, &buf->mm->pinned_vm);
+		mmdrop(buf->mm);
+		buf->mm = NULL;
+	}
 }
 
 /**
  * vmemexp_buffer_alloc - a new, empty buffer
+ * @nr_pages: pages it will hold, at least one
  * @writable: importers may write
+ *
+ * The run array is sized for the worst case, one run per page, so filling
+ * it never reallocates; vmemexp_buffer_trim() gives back what was not
+ * used.  It is a kvmalloc(): one run per page makes a 1 GiB export's array
+ * 4 MiB, past what the page allocator should be asked for at once.
  *
  * Return: the buffer, or NULL.
  */
-struct vmemexp_buffer *vmemexp_buffer_alloc(bool writable)
+struct vmemexp_buffer *vmemexp_buffer_alloc(unsigned long nr_pages,
+					    bool writable)
 {
 	struct vmemexp_buffer *buf;
 
 	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
 	if (!buf)
 		return NULL;
+	buf->runs = kvmalloc_array(nr_pages, sizeof(*buf->runs),
+				   GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!buf->runs) {
+		kfree(buf);
+		return NULL;
+	}
 	buf->writable = writable;
 	mutex_init(&buf->lock);
 	INIT_LIST_HEAD(&buf->attachments);
 	return buf;
 }
 
+/**
+ * vmemexp_buffer_trim - shrink the run array of a filled buffer to fit
+ * @buf: the buffer
+ *
+ * Best effort: keeps the large array when no smaller one can be had.
+ */
+void vmemexp_buffer_trim(struct vmemexp_buffer *buf)
+{
+	struct vmemexp_run *runs;
+
+	if (buf->nr_runs > buf->nr_pages / 2)
+		return;
+	runs = kvmalloc_array(buf->nr_runs, sizeof(*runs),
+			      GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!runs)
+		return;
+	memcpy(runs, buf->runs, buf->nr_runs * sizeof(*runs));
+	kvfree(buf->runs);
+	buf->runs = runs;
+}
+
 static void vmemexp_buffer_free(struct vmemexp_buffer *buf)
 {
-	kfree(buf->runs);
+	kvfree(buf->runs);
 	mutex_destroy(&buf->lock);
 	kfree(buf);
 }
@@ -279,46 +398,41 @@ static void vmemexp_buffer_free(struct vmemexp_buffer *buf)
  * @nr_pages: number of pages, at least one
  * @writable: pin for writing by importers
  *
- * Return: the new buffer, or an ERR_PTR; on error nothing stays pinned or
- * charged.
+ * Every page must be one the caller could write itself, even for a
+ * read-only export (see vmemexp_vma_exportable()).
+ *
+ * Return: the new buffer, or an ERR_PTR: EFAULT for a hole, EACCES for
+ * memory the caller may not export with this access, EPERM for a driver's
+ * PFN mapping, ENOMEM over RLIMIT_MEMLOCK or out of memory (or huge
+ * pages), ENOSPC for a shmem file that could not grow, EAGAIN when pages
+ * could not be migrated to be pinned, EINTR on a fatal signal.  On error
+ * nothing stays pinned or charged.
  */
 struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 					  unsigned long nr_pages,
 					  bool writable)
 {
-	unsigned int gup_flags = FOLL_LONGTERM | (writable ? FOLL_WRITE : 0);
-	unsigned long end = start + (nr_pages << PAGE_SHIFT);
-	struct mm_struct *mm = current->mm;
 	struct vmemexp_buffer *buf;
 	int ret;
 
-	buf = vmemexp_buffer_alloc(writable);
+	buf = vmemexp_buffer_alloc(nr_pages, writable);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
 
-	ret = vmemexp_charge(mm, nr_pages);
+	ret = vmemexp_charge(buf, nr_pages);
 	if (ret)
 		goto err_free_buf;
 
-	if (!writable) {
-		ret = vmemexp_fault_in_writable(mm, start, end);
-		if (ret)
-			goto err_uncharge;
-	}
-
-	ret = vmemexp_pin_runs(buf, start, nr_pages, gup_flags);
-	if (ret) {
-		/* Only now is it worth finding out what was wrong. */
-		ret = vmemexp_check_vmas(mm, start, end, writable) ? : ret;
+	ret = vmemexp_pin_runs(buf, start, nr_pages);
+	if (ret)
 		goto err_uncharge;
-	}
 
-	mmgrab(mm);
-	buf->mm = mm;
+	vmemexp_buffer_trim(buf);
+	buf->pinned = true;
 	return buf;
 
 err_uncharge:
-	vmemexp_uncharge(mm, nr_pages);
+	vmemexp_uncharge(buf);
 err_free_buf:
 	vmemexp_buffer_free(buf);
 	return ERR_PTR(ret);
@@ -333,13 +447,9 @@ err_free_buf:
  */
 void vmemexp_buffer_release(struct vmemexp_buffer *buf)
 {
-	unsigned long nr_pages = buf->nr_pages;
-
 	vmemexp_track_stop(buf->track);
-	if (buf->mm) {
+	if (buf->pinned)
 		vmemexp_unpin_runs(buf, buf->writable);
-		vmemexp_uncharge(buf->mm, nr_pages);
-		mmdrop(buf->mm);
-	}
+	vmemexp_uncharge(buf);
 	vmemexp_buffer_free(buf);
 }

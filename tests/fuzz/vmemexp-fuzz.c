@@ -4,7 +4,8 @@
  * over a memory layout that several threads keep changing, raced against
  * mmap of the dma-bufs, DMA_BUF_IOCTL_SYNC, close and fork.
  *
- *   vmemexp-fuzz [--seed N] [--ops N] [--long] [--threads T] [--verbose]
+ *   vmemexp-fuzz [--seed N] [--ops N] [--long] [--threads T] [--user UID]
+ *                [--verbose]
  *
  * VMSHARE_FUZZ_SEED and VMSHARE_FUZZ_OPS set the defaults of --seed and
  * --ops (the seed is otherwise random; --long is 1000000 operations).
@@ -17,10 +18,15 @@
  * of the seed, so --threads 1 replays a run operation by operation; with
  * more threads the operations are the same but their interleaving is not.
  *
+ * --user UID runs the operations as that user, with no capabilities, as a
+ * user at the seat would (the device is opened first, as logind or a portal
+ * would hand it over); the pin counters are checked by the root parent.
+ *
  * Exit status: 0 passed, 1 failed, 77 when /dev/vmemexp is missing.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <linux/dma-buf.h>
@@ -178,6 +184,7 @@ static struct {
 	uint64_t seed;
 	uint64_t ops;
 	int threads;
+	long user;	/* --user, or -1 */
 	bool verbose;
 	int dev;
 	uint8_t *arena;
@@ -513,12 +520,18 @@ static uint64_t interesting_len(uint64_t addr)
 	}
 }
 
+/* RDONLY and CLOEXEC in any combination. */
+static uint32_t export_flags(void)
+{
+	return (uint32_t)below(4);
+}
+
 /* A struct with any number of things wrong, and sometimes nothing. */
 static void op_export_mutated(void)
 {
 	struct vmemexp_export in = {
 		.addr = interesting_addr(),
-		.flags = (uint32_t)below(4),
+		.flags = export_flags(),
 	};
 	struct vmemexp_export out;
 	unsigned int mutations = (unsigned int)below(4);
@@ -560,7 +573,7 @@ static void op_export_arena(void)
 {
 	uint64_t off = below(ARENA_SIZE), len;
 	struct vmemexp_export in = {
-		.flags = (uint32_t)below(4) | (chance(2) ? TRACK : 0),
+		.flags = export_flags() | (chance(2) ? TRACK : 0),
 	};
 	struct vmemexp_export out;
 	char what[96];
@@ -584,7 +597,8 @@ static void op_export_arena(void)
 		 " flags %#x", (uint64_t)(in.addr - (uintptr_t)g.arena),
 		 (uint64_t)in.len, in.flags);
 	err = export(&in, &out);
-	if (!check_result(OP_EXPORT_ARENA, err, R_USER, what) || err) {
+	if (!check_result(OP_EXPORT_ARENA, err, expected_for(&in), what) ||
+	    err) {
 		if (!err)
 			close(out.fd);
 		return;
@@ -596,12 +610,14 @@ static void op_export_arena(void)
 /*
  * What an export of private pages [first, last] must return: the kernel
  * names the first page, in address order, that cannot be exported.
+ * Read-only anonymous memory that was never written is the zero page,
+ * which not even a read-only export may hand out; write-only memory has
+ * no VM_READ.
  */
 static int predict_private(size_t first, size_t last, bool writable,
-			   bool *all_coherent, bool *write_only)
+			   bool *all_coherent)
 {
 	*all_coherent = true;
-	*write_only = false;
 	for (size_t i = first; i <= last; i++) {
 		switch (self->kinds[i]) {
 		case PK_HOLE:
@@ -609,21 +625,12 @@ static int predict_private(size_t first, size_t last, bool writable,
 		case PK_DMABUF:
 			return EPERM;
 		case PK_NONE:
-			return EACCES;
 		case PK_ANON_RO:
+		case PK_ANON_WO:
+			return EACCES;
 		case PK_MEMFD_SHARED_RO:
 			if (writable)
 				return EACCES;
-			*all_coherent = false;
-			break;
-		case PK_ANON_WO:
-			/*
-			 * No read permission, but x86 has no write-only PTEs:
-			 * GUP's fast path pins pages already faulted in, and
-			 * only a pin that fails (here, or anywhere later in
-			 * the range) has the VMA walk name this VMA: EACCES.
-			 */
-			*write_only = true;
 			*all_coherent = false;
 			break;
 		default:
@@ -645,19 +652,18 @@ static void op_export_private(void)
 	size_t last = first + below(chance(2) ? 2 : PRIV_PAGES - first);
 	uint64_t in_page = below(PAGE);
 	struct vmemexp_export in = {
-		.flags = (uint32_t)below(4) | (chance(2) ? TRACK : 0),
+		.flags = export_flags() | (chance(2) ? TRACK : 0),
 	};
 	struct vmemexp_export out;
 	bool writable = !(in.flags & VMEMEXP_EXPORT_RDONLY), coherent;
 	int predicted, err;
-	bool wo;
 	char what[96];
 
 	if (last >= PRIV_PAGES)
 		last = PRIV_PAGES - 1;
 	in.addr = (uintptr_t)self->priv + first * PAGE + in_page;
 	in.len = (last - first) * PAGE + 1 + below(PAGE - in_page);
-	predicted = predict_private(first, last, writable, &coherent, &wo);
+	predicted = predict_private(first, last, writable, &coherent);
 	snprintf(what, sizeof(what), "private pages %zu..%zu flags %#x",
 		 first, last, in.flags);
 	if (predicted == 0 && coherent && writable)
@@ -667,8 +673,8 @@ static void op_export_private(void)
 
 	err = export(&in, &out);
 	if (!check_result(OP_EXPORT_PRIVATE, err,
-			  (1u << result_bit(predicted)) | R_ENOMEM |
-			  (wo ? R_EACCES : 0), what) || err) {
+			  (1u << result_bit(predicted)) | R_ENOMEM, what) ||
+	    err) {
 		if (!err)
 			close(out.fd);
 		return;
@@ -719,7 +725,7 @@ static void op_export_private(void)
 static void op_export_vma(void)
 {
 	const struct vma *v;
-	struct vmemexp_export in = { .flags = (uint32_t)below(4) };
+	struct vmemexp_export in = { .flags = export_flags() };
 	struct vmemexp_export out;
 	char what[96];
 	int err;
@@ -753,7 +759,7 @@ static void op_export_bad_pointer(void)
 	struct vmemexp_export in = {
 		.addr = (uintptr_t)self->priv + below(PRIV_SIZE),
 		.len = 1 + below(2 * PAGE),
-		.flags = (uint32_t)below(4),
+		.flags = export_flags(),
 	};
 	uint8_t *page;
 	void *arg;
@@ -1466,9 +1472,20 @@ static void limit_pinning(void)
 		.version = _LINUX_CAPABILITY_VERSION_3,
 	};
 	struct __user_cap_data_struct data[2];
+	uid_t uid = (uid_t)g.user;
 
 	if (setrlimit(RLIMIT_MEMLOCK, &lim))
 		vmt_note("setrlimit(RLIMIT_MEMLOCK): %s", vmt_errname(errno));
+	/* A new uid drops every capability. */
+	if (g.user >= 0) {
+		if (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+		    setresuid(uid, uid, uid)) {
+			printf("# cannot become user %ld: %s\n", g.user,
+			       vmt_errname(errno));
+			exit(1);
+		}
+		return;
+	}
 	if (syscall(SYS_capget, &hdr, data) == 0) {
 		data[CAP_IPC_LOCK / 32].effective &=
 			~(1u << (CAP_IPC_LOCK % 32));
@@ -1523,7 +1540,7 @@ static void setup_thread(struct thread *t, int index)
 static void usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [--seed N] [--ops N] [--long] "
-		"[--threads T] [--verbose]\n", argv0);
+		"[--threads T] [--user UID] [--verbose]\n", argv0);
 	exit(2);
 }
 
@@ -1553,15 +1570,42 @@ static void print_summary(double seconds)
 	       (unsigned long)g.ops_done, seconds, g.ops_done / seconds);
 }
 
+static int fuzz(void);
+
+/*
+ * --user: the operations run in a child that becomes the user; this
+ * parent, still root, checks that every pin is released after it exits.
+ */
+static int run_as_user(void)
+{
+	long long pins_before = vmt_pins_outstanding(), pins_after;
+	int status, failed;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		printf("# fork: %s\n", vmt_errname(errno));
+		return 1;
+	}
+	if (pid == 0)
+		exit(fuzz());
+	status = vmt_wait(pid);
+	pins_after = vmt_pins_outstanding();
+	printf("# user %ld: exit status %d; FOLL_PIN outstanding: %lld "
+	       "before, %lld after\n", g.user, status, pins_before,
+	       pins_after);
+	if (status == 77)
+		return 77;
+	failed = status || pins_before < 0 || pins_after != pins_before;
+	printf("1..1\n%s 1 vmemexp-fuzz seed=%" PRIu64 " ops=%lu threads=%d "
+	       "user=%ld\n", failed ? "not ok" : "ok", g.seed,
+	       (unsigned long)g.ops, g.threads, g.user);
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
-	static struct thread threads[MAX_THREADS];
-	struct sigaction sa = { .sa_handler = on_fault };
-	long long pins_before, pins_after;
-	int fds_before, fds_after;
-	uint64_t start;
-	double seconds;
-
 	/* The environment reaches a test run through vmrun; options win. */
 	g.seed = getenv("VMSHARE_FUZZ_SEED") ?
 		 strtoull(getenv("VMSHARE_FUZZ_SEED"), NULL, 0) :
@@ -1569,6 +1613,7 @@ int main(int argc, char **argv)
 	g.ops = getenv("VMSHARE_FUZZ_OPS") ?
 		strtoull(getenv("VMSHARE_FUZZ_OPS"), NULL, 0) : 100000;
 	g.threads = 4;
+	g.user = -1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--seed") && i + 1 < argc)
 			g.seed = strtoull(argv[++i], NULL, 0);
@@ -1578,16 +1623,36 @@ int main(int argc, char **argv)
 			g.ops = 1000000;
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			g.threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--user") && i + 1 < argc)
+			g.user = strtol(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--verbose"))
 			g.verbose = true;
 		else
 			usage(argv[0]);
 	}
-	if (g.threads < 1 || g.threads > MAX_THREADS)
+	if (g.threads < 1 || g.threads > MAX_THREADS || g.user == 0 ||
+	    g.user < -1)
 		usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("# vmemexp-fuzz --seed %" PRIu64 " --ops %" PRIu64
-	       " --threads %d\n", g.seed, g.ops, g.threads);
+	       " --threads %d", g.seed, g.ops, g.threads);
+	if (g.user >= 0)
+		printf(" --user %ld", g.user);
+	printf("\n");
+	if (g.user >= 0)
+		return run_as_user();
+	return fuzz();
+}
+
+static int fuzz(void)
+{
+	static struct thread threads[MAX_THREADS];
+	struct sigaction sa = { .sa_handler = on_fault };
+	long long pins_before, pins_after;
+	int fds_before, fds_after;
+	uint64_t start;
+	double seconds;
+
 
 	g.dev = open("/dev/vmemexp", O_RDWR | O_CLOEXEC);
 	if (g.dev < 0) {
@@ -1595,7 +1660,7 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	fds_before = vmt_count_fds();
-	pins_before = vmt_pins_outstanding();
+	pins_before = g.user >= 0 ? 0 : vmt_pins_outstanding();
 	g.max_export = read_max_export();
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
@@ -1631,7 +1696,8 @@ int main(int argc, char **argv)
 
 	print_summary(seconds);
 	fds_after = vmt_count_fds() + 1; /* /dev/vmemexp, counted before */
-	pins_after = vmt_pins_outstanding();
+	/* Only root can fold the counters: run_as_user() checks them. */
+	pins_after = g.user >= 0 ? 0 : vmt_pins_outstanding();
 	printf("# FOLL_PIN outstanding: %lld before, %lld after; "
 	       "fds: %d before, %d after\n",
 	       pins_before, pins_after, fds_before, fds_after);
@@ -1645,6 +1711,8 @@ int main(int argc, char **argv)
 		       fds_after - fds_before);
 		g.failures++;
 	}
+	if (g.user >= 0)
+		return g.failures ? 1 : 0;
 	printf("1..1\n%s 1 vmemexp-fuzz seed=%" PRIu64 " ops=%lu threads=%d\n",
 	       g.failures ? "not ok" : "ok", g.seed,
 	       (unsigned long)g.ops_done, g.threads);

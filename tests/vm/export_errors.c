@@ -152,14 +152,20 @@ static void beyond_user_space(void)
 	expect_errno(e, EFAULT);
 }
 
+/*
+ * The exporter's own pages, but mapped read-only now: exported read-only
+ * only.  (What may not be exported even read-only: export_access.)
+ */
 static void readonly_mapping_exported_writable(void)
 {
-	char *p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct vmemexp_export e = { .addr = (uintptr_t)p, .len = PAGE };
 	int dev = vmx_open();
 
 	VMT_ASSERT(p != MAP_FAILED);
+	p[0] = 1;
+	VMT_ASSERT_OK(mprotect(p, PAGE, PROT_READ));
 	VMT_ASSERT_ERRNO(ioctl(dev, VMEMEXP_IOC_EXPORT, &e), EACCES);
 	e.flags = VMEMEXP_EXPORT_RDONLY;
 	VMT_ASSERT_OK(ioctl(dev, VMEMEXP_IOC_EXPORT, &e));

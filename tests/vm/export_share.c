@@ -332,10 +332,15 @@ static void untouched_memory(void)
 	munmap(q, len);
 }
 
-/* A read-only export of a file this process may only read. */
+/*
+ * A read-only export of a file through a read-only shared mapping: the
+ * peer sees the file's contents.  The file is opened for writing, as it
+ * must be (export_access: a file the exporter may only read is refused).
+ */
 static void readonly_file(void)
 {
-	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	const char *path = "/tmp/export_share_readonly_file";
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	size_t len = 3 * PAGE + 123;
 	uint8_t *p, *copy = malloc(len);
 	struct vmemexp_export e;
@@ -344,10 +349,12 @@ static void readonly_file(void)
 
 	VMT_ASSERT_OK(fd);
 	VMT_ASSERT(copy);
-	VMT_ASSERT_EQ(pread(fd, copy, len, 0), (ssize_t)len);
-	p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	vmt_fill(copy, len, 0, 11);
+	VMT_ASSERT_EQ(write(fd, copy, len), (ssize_t)len);
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 	VMT_ASSERT(p != MAP_FAILED);
 	close(fd);
+	unlink(path);
 	VMT_ASSERT_ERRNO(vmx_export(dev, p, len, 0, &e), EACCES);
 	vmx_export_ok(dev, p, len, VMEMEXP_EXPORT_RDONLY, &e);
 	map = mmap(NULL, e.size, PROT_READ, MAP_SHARED, e.fd, 0);
