@@ -158,9 +158,9 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	int ret;
 
 	/*
-	 * A read-only export may hold pages the exporter could not write
-	 * (a read-only file mapping): never let a device write them where an
-	 * IOMMU can enforce it.
+	 * A read-only export: never let a device write where an IOMMU can
+	 * enforce it.  (Without one nothing can, which is why only memory
+	 * the exporter could write is exported at all: vmemexp_pin.c.)
 	 */
 	if (!buf->writable)
 		dir = DMA_TO_DEVICE;
@@ -169,15 +169,21 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	if (!max_segment)
 		return ERR_PTR(-EINVAL);
 
+	/*
+	 * Held throughout: two maps of one attachment racing must not both
+	 * succeed, or the first unmap frees the table the other still uses.
+	 */
 	mutex_lock(&buf->lock);
-	ret = a->sgt ? -EBUSY : 0;
-	mutex_unlock(&buf->lock);
-	if (ret)
-		return ERR_PTR(ret);
+	if (a->sgt) {
+		ret = -EBUSY;
+		goto err_unlock;
+	}
 
 	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL);
-	if (!sgt)
-		return ERR_PTR(-ENOMEM);
+	if (!sgt) {
+		ret = -ENOMEM;
+		goto err_unlock;
+	}
 
 	ret = vmemexp_fill_table(buf, sgt, max_segment);
 	if (ret)
@@ -190,7 +196,6 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	if (ret)
 		goto err_free_table;
 
-	mutex_lock(&buf->lock);
 	a->sgt = sgt;
 	a->dir = dir;
 	mutex_unlock(&buf->lock);
@@ -200,6 +205,8 @@ err_free_table:
 	sg_free_table(sgt);
 err_free:
 	kfree(sgt);
+err_unlock:
+	mutex_unlock(&buf->lock);
 	return ERR_PTR(ret);
 }
 
@@ -211,13 +218,13 @@ static void vmemexp_unmap_dma_buf(struct dma_buf_attachment *attach,
 	struct vmemexp_attachment *a = attach->priv;
 
 	mutex_lock(&buf->lock);
-	a->sgt = NULL;
-	mutex_unlock(&buf->lock);
-
 	if (vmemexp_has_pages(buf))
 		dma_unmap_sgtable(attach->dev, sgt, a->dir, 0);
 	else
 		vmemexp_unmap_resources(attach->dev, sgt, a->dir, sgt->nents);
+	a->sgt = NULL;
+	mutex_unlock(&buf->lock);
+
 	sg_free_table(sgt);
 	kfree(sgt);
 }
