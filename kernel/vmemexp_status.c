@@ -85,9 +85,30 @@ void vmemexp_status_page_put(struct vmemexp_status_page *sp)
 	kref_put(&sp->ref, vmemexp_status_page_free);
 }
 
+/*
+ * Mapped page by fault rather than at mmap(): a fault handler maps it again
+ * after MADV_DONTNEED zapped it, where a page inserted once would leave a
+ * VMA without one and its next read a SIGBUS.
+ */
+static vm_fault_t vmemexp_status_fault(struct vm_fault *vmf)
+{
+	struct vmemexp_status_page *sp = vmf->vma->vm_private_data;
+	struct page *page = virt_to_page(sp->words);
+
+	if (vmf->pgoff)
+		return VM_FAULT_SIGBUS;
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct vmemexp_status_vm_ops = {
+	.fault = vmemexp_status_fault,
+};
+
 /**
  * vmemexp_status_page_mmap - map the status page for its exporter
- * @sp: the status page
+ * @sp: the status page; the mapping's file holds a reference to it
  * @vma: one page at offset 0, shared and read-only; it can never become
  *	writable, executable or larger
  *
@@ -97,14 +118,17 @@ void vmemexp_status_page_put(struct vmemexp_status_page *sp)
 int vmemexp_status_page_mmap(struct vmemexp_status_page *sp,
 			     struct vm_area_struct *vma)
 {
+	/* VM_SHARED is clear for a shared mapping of an O_RDONLY file. */
 	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != PAGE_SIZE ||
-	    !(vma->vm_flags & VM_SHARED))
+	    !(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
 		return -EPERM;
 	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
-	return vm_insert_page(vma, vma->vm_start, virt_to_page(sp->words));
+	vma->vm_ops = &vmemexp_status_vm_ops;
+	vma->vm_private_data = sp;
+	return 0;
 }
 
 /**

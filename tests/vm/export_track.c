@@ -282,6 +282,53 @@ static void status_page_mmap_errors(void)
 	VMT_ASSERT_OK(munmap(p, PAGE));
 }
 
+/*
+ * MADV_DONTNEED zaps the status page from the mapping: the next read
+ * faults it back in (it was a SIGBUS), still showing the live words.
+ */
+static void status_page_after_dontneed(void)
+{
+	int fd;
+	uint8_t *p = tracked(&fd);
+	uint32_t slot = slot_of[fd];
+
+	VMT_ASSERT_OK(madvise((void *)status_page, PAGE, MADV_DONTNEED));
+	VMT_ASSERT_EQ(status_page[slot], 0);
+	munmap(p + PAGE, PAGE);
+	VMT_ASSERT_OK(madvise((void *)status_page, PAGE, MADV_DONTNEED));
+	VMT_ASSERT(status_page[slot] != 0);
+	close(fd);
+	munmap(p, LEN);
+}
+
+/*
+ * A shared mapping of a file opened read-only has VM_MAYSHARE but not
+ * VM_SHARED; the status page is read-only anyway, so it maps (it was
+ * EINVAL).
+ */
+static void status_page_of_rdonly_file(void)
+{
+	int dev = open("/dev/vmemexp", O_RDONLY | O_CLOEXEC), fd;
+	const volatile uint32_t *page;
+	uint8_t *p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vmemexp_export e;
+
+	VMT_ASSERT_OK(dev);
+	VMT_ASSERT(p != MAP_FAILED);
+	page = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, dev, 0);
+	VMT_ASSERT(page != MAP_FAILED);
+	memset(p, 1, LEN);
+	fd = vmx_export_ok(dev, p, LEN, VMEMEXP_EXPORT_TRACK, &e);
+	VMT_ASSERT_EQ(page[e.status_slot], 0);
+	VMT_ASSERT_OK(madvise(p, PAGE, MADV_DONTNEED));
+	VMT_ASSERT(page[e.status_slot] != 0);
+	close(fd);
+	close(dev);
+	munmap((void *)page, PAGE);
+	munmap(p, LEN);
+}
+
 /* A slot given back and handed out again reads 0 for its new export. */
 static void reused_slot_starts_current(void)
 {
@@ -410,6 +457,8 @@ int main(int argc, char **argv)
 		VMT_TEST(exporter_exits_first),
 		VMT_TEST(untracked_export_has_no_slot),
 		VMT_TEST(status_page_mmap_errors),
+		VMT_TEST(status_page_after_dontneed),
+		VMT_TEST(status_page_of_rdonly_file),
 		VMT_TEST(reused_slot_starts_current),
 		VMT_TEST(status_page_outlives_file),
 		VMT_TEST(slots_run_out),
