@@ -7,6 +7,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/scatterlist.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -66,7 +67,7 @@ static void vmemexp_detach(struct dma_buf *dmabuf,
 
 /* One entry per run, split where the device's segments are shorter. */
 static int vmemexp_fill_table(const struct vmemexp_buffer *buf,
-			      struct sg_table *sgt, unsigned int max_segment)
+			      struct sg_table *sgt, size_t max_segment)
 {
 	unsigned long max_pages = max_segment >> PAGE_SHIFT, left, n;
 	unsigned int i, nents = 0;
@@ -153,7 +154,7 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 {
 	struct vmemexp_buffer *buf = attach->dmabuf->priv;
 	struct vmemexp_attachment *a = attach->priv;
-	unsigned int max_segment = dma_get_max_seg_size(attach->dev);
+	size_t max_segment;
 	struct sg_table *sgt;
 	int ret;
 
@@ -165,7 +166,14 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	if (!buf->writable)
 		dir = DMA_TO_DEVICE;
 
-	max_segment = round_down(max_segment, PAGE_SIZE);
+	/*
+	 * A segment must fit the device and whatever maps it: swiotlb
+	 * bounces at most dma_max_mapping_size() at once.
+	 */
+	max_segment = min_t(size_t, dma_get_max_seg_size(attach->dev),
+			    dma_max_mapping_size(attach->dev));
+	max_segment = round_down(min_t(size_t, max_segment, UINT_MAX),
+				 PAGE_SIZE);
 	if (!max_segment)
 		return ERR_PTR(-EINVAL);
 
@@ -398,6 +406,26 @@ static void vmemexp_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 }
 
 /*
+ * flush_kernel_vmap_range() and invalidate_kernel_vmap_range() take the
+ * size as an int: a kernel mapping of 2 GiB or more goes in parts.
+ */
+#define VMEMEXP_VMAP_SYNC_CHUNK	SZ_1G
+
+static void vmemexp_sync_vmap(const struct vmemexp_buffer *buf, bool flush)
+{
+	size_t left = (size_t)buf->nr_pages << PAGE_SHIFT, n;
+	char *vaddr = buf->vaddr;
+
+	for (; left; left -= n, vaddr += n) {
+		n = min_t(size_t, left, VMEMEXP_VMAP_SYNC_CHUNK);
+		if (flush)
+			flush_kernel_vmap_range(vaddr, n);
+		else
+			invalidate_kernel_vmap_range(vaddr, n);
+	}
+}
+
+/*
  * The sync direction must be the one each table was mapped with (the DMA
  * API checks this); the CPU's direction only says which way to go.
  * Resource mappings of carve-outs without pages have no sync operations:
@@ -412,8 +440,7 @@ static int vmemexp_begin_cpu_access(struct dma_buf *dmabuf,
 
 	mutex_lock(&buf->lock);
 	if (buf->vaddr)
-		invalidate_kernel_vmap_range(buf->vaddr,
-					     buf->nr_pages << PAGE_SHIFT);
+		vmemexp_sync_vmap(buf, false);
 	list_for_each_entry(a, &buf->attachments, node)
 		if (a->sgt && vmemexp_has_pages(buf))
 			dma_sync_sgtable_for_cpu(a->dev, a->sgt, a->dir);
@@ -429,7 +456,7 @@ static int vmemexp_end_cpu_access(struct dma_buf *dmabuf,
 
 	mutex_lock(&buf->lock);
 	if (buf->vaddr)
-		flush_kernel_vmap_range(buf->vaddr, buf->nr_pages << PAGE_SHIFT);
+		vmemexp_sync_vmap(buf, true);
 	list_for_each_entry(a, &buf->attachments, node)
 		if (a->sgt && vmemexp_has_pages(buf))
 			dma_sync_sgtable_for_device(a->dev, a->sgt, a->dir);

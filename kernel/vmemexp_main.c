@@ -64,7 +64,7 @@ static long vmemexp_ioctl_export(struct vmemexp_status_page *status,
 	struct vmemexp_export arg;
 	struct vmemexp_buffer *buf;
 	struct dma_buf *dmabuf;
-	u64 start, end;
+	u64 addr, start, end;
 	bool writable;
 	int fd, ret;
 
@@ -75,8 +75,15 @@ static long vmemexp_ioctl_export(struct vmemexp_status_page *status,
 	if (ret)
 		return ret;
 
-	start = round_down(arg.addr, PAGE_SIZE);
-	end = round_up(arg.addr + arg.len, PAGE_SIZE);
+	/*
+	 * A tagged pointer (arm64 TBI, x86 LAM) addresses the same memory
+	 * as its untagged self, but the MMU notifier and the VMA lookups
+	 * compare raw addresses: a notifier on the tagged range would never
+	 * see a change.
+	 */
+	addr = untagged_addr(arg.addr);
+	start = round_down(addr, PAGE_SIZE);
+	end = round_up(addr + arg.len, PAGE_SIZE);
 	if (end - start > min_t(u64, max_export_bytes,
 				VMEMEXP_MAX_EXPORT_LIMIT))
 		return -E2BIG;
@@ -122,7 +129,7 @@ static long vmemexp_ioctl_export(struct vmemexp_status_page *status,
 	}
 
 	arg.fd = fd;
-	arg.offset = arg.addr - start;
+	arg.offset = addr - start;
 	arg.size = end - start;
 	arg.nr_segments = buf->nr_runs;
 	arg.status_slot = track ? vmemexp_track_slot(track) :
