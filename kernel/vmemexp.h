@@ -13,6 +13,7 @@
 #include <linux/vmemexp.h>
 
 struct dma_buf;
+struct file;
 struct user_struct;
 struct vm_area_struct;
 struct vmemexp_status_page;
@@ -37,14 +38,20 @@ struct vmemexp_run {
  *	exportable from VM_IO/VM_PFNMAP mappings
  * @start_pfn: first page frame
  * @end_pfn: one past the last
- * @has_pages: the range is RAM Linux reserved (struct pages, all
- *	PageReserved); otherwise it has no struct pages at all
+ * @struct_pages: the range has struct pages, all PageReserved (RAM held
+ *	back at boot); otherwise it has none at all
+ * @linear: the range is System RAM in the kernel's linear map, so the
+ *	page-based interfaces (page_address(), swiotlb bouncing, cache
+ *	maintenance by virtual address) work on it.  Memory held back with
+ *	memmap=nn$ss or a no-map reserved-memory node has struct pages but
+ *	no linear mapping: it goes to importers as DMA addresses only.
  * @writecombine: map it write-combined for the CPU rather than cached
  */
 struct vmemexp_carveout {
 	unsigned long start_pfn;
 	unsigned long end_pfn;
-	bool has_pages;
+	bool struct_pages;
+	bool linear;
 	bool writecombine;
 };
 
@@ -57,7 +64,12 @@ struct vmemexp_carveout {
  * @nr_pages: pages in the buffer
  * @writable: pinned with FOLL_WRITE; importers may write.
  * @carveout: NULL for pinned user memory; else the declared carve-out all
- *	of the buffer lies in, whose lifetime replaces the pins.
+ *	of the buffer lies in.
+ * @owner_files: for a carve-out, a reference to the file of every driver
+ *	mapping the buffer was exported from: the owner keeps the memory
+ *	behind a file's mappings allocated until the file is released
+ *	(README, "Carve-outs"), so these replace the pins.
+ * @nr_owner_files: entries in @owner_files
  * @track: with VMEMEXP_EXPORT_TRACK, whether the exporter's range still
  *	shows these pages; else NULL
  * @pinned: @runs hold pins of user pages, to be unpinned at release
@@ -76,6 +88,8 @@ struct vmemexp_buffer {
 	unsigned long nr_pages;
 	bool writable;
 	const struct vmemexp_carveout *carveout;
+	struct file **owner_files;
+	unsigned int nr_owner_files;
 	struct vmemexp_track *track;
 	bool pinned;
 	unsigned long charged;
@@ -96,12 +110,20 @@ static inline unsigned long vmemexp_run_pages(const struct vmemexp_buffer *buf,
 }
 
 /*
- * Whether the buffer's memory has struct pages: pinned user memory and
- * reserved-RAM carve-outs do, carve-outs outside RAM do not.
+ * Whether the buffer's memory may go through the page-based DMA API and
+ * kernel interfaces: pinned user memory and carve-outs of linear-mapped
+ * RAM may; carve-outs without struct pages or without a linear mapping
+ * are mapped for devices as physical resources instead.
  */
-static inline bool vmemexp_has_pages(const struct vmemexp_buffer *buf)
+static inline bool vmemexp_page_based(const struct vmemexp_buffer *buf)
 {
-	return !buf->carveout || buf->carveout->has_pages;
+	return !buf->carveout || buf->carveout->linear;
+}
+
+/* Whether the buffer's memory has struct pages at all (for vmap()). */
+static inline bool vmemexp_has_struct_pages(const struct vmemexp_buffer *buf)
+{
+	return !buf->carveout || buf->carveout->struct_pages;
 }
 
 struct vmemexp_buffer *vmemexp_buffer_alloc(unsigned long nr_pages,
@@ -118,6 +140,7 @@ int vmemexp_carveouts_init(void);
 struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 						  unsigned long nr_pages,
 						  bool writable);
+void vmemexp_carveout_release(struct vmemexp_buffer *buf);
 
 struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf);
 struct vmemexp_buffer *vmemexp_dmabuf_buffer(struct dma_buf *dmabuf);

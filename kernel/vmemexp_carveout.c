@@ -8,13 +8,18 @@
  * the memory from being handed to someone else once the mapping driver lets
  * go of it, which is why the kernel stopped letting videobuf2 follow PFNs.
  * So memory is exported from a VM_IO/VM_PFNMAP mapping only when it lies in
- * a range whose lifetime the administrator guarantees by declaring it at
- * load time, and only for a caller with CAP_SYS_RAWIO.  README.md, section
- * "Carve-outs", gives the threat model.
+ * a range the administrator declared at load time, only for a caller with
+ * CAP_SYS_RAWIO, and the export holds the file of every driver mapping it
+ * was made from.  The owner's side of the contract: memory reached through
+ * a file's mappings stays allocated until that file is released, so a
+ * sub-allocator that hands chunks to the processes opening it cannot give
+ * an exported chunk to another.  README.md, section "Carve-outs", gives
+ * the threat model.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/file.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -55,10 +60,13 @@ static bool vmemexp_offline_section(unsigned long pfn)
  * RAM at all (no struct pages, e.g. above mem=) or RAM it reserved at boot
  * (memmap=, reserved-memory), whose pages are never freed.  A range of
  * ordinary RAM would be exported while the page allocator reuses it.
+ * Reserved RAM is in the linear map only where it is still System RAM
+ * (reserved-memory without no-map, crashkernel=); memmap=nn$ss and no-map
+ * ranges have struct pages but nothing page_address() could return.
  */
 static int vmemexp_carveout_classify(struct vmemexp_carveout *co)
 {
-	unsigned long pfn, with_pages = 0;
+	unsigned long pfn, with_pages = 0, linear = 0;
 
 	for (pfn = co->start_pfn; pfn < co->end_pfn; pfn++) {
 		if (!pfn_valid(pfn))
@@ -76,6 +84,7 @@ static int vmemexp_carveout_classify(struct vmemexp_carveout *co)
 			return -EINVAL;
 		}
 		with_pages++;
+		linear += page_is_ram(pfn);
 		cond_resched();
 	}
 	if (with_pages && with_pages != co->end_pfn - co->start_pfn) {
@@ -83,7 +92,13 @@ static int vmemexp_carveout_classify(struct vmemexp_carveout *co)
 		       co->start_pfn << PAGE_SHIFT, co->end_pfn << PAGE_SHIFT);
 		return -EINVAL;
 	}
-	co->has_pages = with_pages;
+	if (linear && linear != with_pages) {
+		pr_err("carve-out %#lx-%#lx is partly in the linear map, partly not\n",
+		       co->start_pfn << PAGE_SHIFT, co->end_pfn << PAGE_SHIFT);
+		return -EINVAL;
+	}
+	co->struct_pages = with_pages;
+	co->linear = linear;
 	return 0;
 }
 
@@ -157,7 +172,9 @@ int vmemexp_carveouts_init(void)
 			pr_info("carve-out %#llx-%#llx (%s, %s) may be exported\n",
 				(u64)co->start_pfn << PAGE_SHIFT,
 				((u64)co->end_pfn << PAGE_SHIFT) - 1,
-				co->has_pages ? "reserved RAM" : "no struct pages",
+				co->linear ? "reserved RAM" :
+				co->struct_pages ? "reserved, no linear mapping" :
+				"no struct pages",
 				co->writecombine ? "write-combined" : "cached");
 			vmemexp_nr_carveouts++;
 		}
@@ -178,15 +195,40 @@ static const struct vmemexp_carveout *vmemexp_carveout_find(unsigned long pfn)
 }
 
 /*
+ * Holds a reference to the file behind a driver mapping of the buffer, once
+ * per file: the owner's promise to keep the memory is tied to it.
+ */
+static int vmemexp_hold_owner_file(struct vmemexp_buffer *buf,
+				   struct file *file)
+{
+	struct file **files;
+	unsigned int i;
+
+	for (i = 0; i < buf->nr_owner_files; i++)
+		if (buf->owner_files[i] == file)
+			return 0;
+	files = krealloc_array(buf->owner_files, buf->nr_owner_files + 1,
+			       sizeof(*files), GFP_KERNEL_ACCOUNT);
+	if (!files)
+		return -ENOMEM;
+	files[buf->nr_owner_files++] = get_file(file);
+	buf->owner_files = files;
+	return 0;
+}
+
+/*
  * Every VMA of the range must be a driver's PFN mapping the caller may
  * access as asked: a hole is EFAULT, ordinary memory (mixed into the range
- * or all of it) EINVAL, missing permissions EACCES.
+ * or all of it) EINVAL, missing permissions EACCES.  The file of each is
+ * held for as long as the buffer lives.
  */
-static int vmemexp_check_pfnmap_vmas(struct mm_struct *mm, unsigned long start,
-				     unsigned long end, bool writable)
+static int vmemexp_hold_pfnmap_vmas(struct vmemexp_buffer *buf,
+				    struct mm_struct *mm, unsigned long start,
+				    unsigned long end, bool writable)
 {
 	struct vm_area_struct *vma;
 	unsigned long pos = start;
+	int ret;
 
 	while (pos < end) {
 		vma = find_vma(mm, pos);
@@ -197,9 +239,26 @@ static int vmemexp_check_pfnmap_vmas(struct mm_struct *mm, unsigned long start,
 		if (!(vma->vm_flags & VM_READ) ||
 		    (writable && !(vma->vm_flags & VM_WRITE)))
 			return -EACCES;
+		if (vma->vm_file) {
+			ret = vmemexp_hold_owner_file(buf, vma->vm_file);
+			if (ret)
+				return ret;
+		}
 		pos = vma->vm_end;
 	}
 	return 0;
+}
+
+/**
+ * vmemexp_carveout_release - let go of the owners' files
+ * @buf: a buffer of carve-out memory, or of pinned memory (no files)
+ */
+void vmemexp_carveout_release(struct vmemexp_buffer *buf)
+{
+	while (buf->nr_owner_files)
+		fput(buf->owner_files[--buf->nr_owner_files]);
+	kfree(buf->owner_files);
+	buf->owner_files = NULL;
 }
 
 /*
@@ -267,7 +326,7 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 		ret = -EINTR;
 		goto err_release;
 	}
-	ret = vmemexp_check_pfnmap_vmas(mm, start, end, writable);
+	ret = vmemexp_hold_pfnmap_vmas(buf, mm, start, end, writable);
 	for (addr = start; !ret && addr < end; addr += PAGE_SIZE) {
 		if (fatal_signal_pending(current)) {
 			ret = -EINTR;

@@ -86,7 +86,7 @@ static int vmemexp_fill_table(const struct vmemexp_buffer *buf,
 		pfn = buf->runs[i].pfn;
 		for (left = vmemexp_run_pages(buf, i); left; left -= n) {
 			n = min(left, max_pages);
-			if (vmemexp_has_pages(buf)) {
+			if (vmemexp_page_based(buf)) {
 				sg_set_page(sg, pfn_to_page(pfn),
 					    n << PAGE_SHIFT, 0);
 			} else {
@@ -197,7 +197,7 @@ static struct sg_table *vmemexp_map_dma_buf(struct dma_buf_attachment *attach,
 	if (ret)
 		goto err_free;
 
-	if (vmemexp_has_pages(buf))
+	if (vmemexp_page_based(buf))
 		ret = dma_map_sgtable(attach->dev, sgt, dir, 0);
 	else
 		ret = vmemexp_map_resources(attach->dev, sgt, dir);
@@ -226,7 +226,7 @@ static void vmemexp_unmap_dma_buf(struct dma_buf_attachment *attach,
 	struct vmemexp_attachment *a = attach->priv;
 
 	mutex_lock(&buf->lock);
-	if (vmemexp_has_pages(buf))
+	if (vmemexp_page_based(buf))
 		dma_unmap_sgtable(attach->dev, sgt, a->dir, 0);
 	else
 		vmemexp_unmap_resources(attach->dev, sgt, a->dir, sgt->nents);
@@ -358,9 +358,10 @@ static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 		prot = pgprot_writecombine(prot);
 
 	/*
-	 * vmap() wants every page, vmap_pfn() every frame of memory without
-	 * pages; only this rare path pays for the array.  Both take an array
-	 * of one word per page, so one allocation serves either.
+	 * vmap() wants every page (with or without a linear mapping: it
+	 * makes its own), vmap_pfn() every frame of memory without pages;
+	 * only this rare path pays for the array.  Both take an array of one
+	 * word per page, so one allocation serves either.
 	 */
 	BUILD_BUG_ON(sizeof(struct page *) != sizeof(unsigned long));
 	pfns = kvmalloc_array(buf->nr_pages, sizeof(*pfns), GFP_KERNEL);
@@ -369,7 +370,7 @@ static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	for (i = 0; i < buf->nr_runs; i++)
 		for (j = 0; j < vmemexp_run_pages(buf, i); j++)
 			pfns[n++] = buf->runs[i].pfn + j;
-	if (vmemexp_has_pages(buf)) {
+	if (vmemexp_has_struct_pages(buf)) {
 		struct page **pages = (struct page **)pfns;
 
 		for (j = 0; j < n; j++)
@@ -442,7 +443,7 @@ static int vmemexp_begin_cpu_access(struct dma_buf *dmabuf,
 	if (buf->vaddr)
 		vmemexp_sync_vmap(buf, false);
 	list_for_each_entry(a, &buf->attachments, node)
-		if (a->sgt && vmemexp_has_pages(buf))
+		if (a->sgt && vmemexp_page_based(buf))
 			dma_sync_sgtable_for_cpu(a->dev, a->sgt, a->dir);
 	mutex_unlock(&buf->lock);
 	return 0;
@@ -458,7 +459,7 @@ static int vmemexp_end_cpu_access(struct dma_buf *dmabuf,
 	if (buf->vaddr)
 		vmemexp_sync_vmap(buf, true);
 	list_for_each_entry(a, &buf->attachments, node)
-		if (a->sgt && vmemexp_has_pages(buf))
+		if (a->sgt && vmemexp_page_based(buf))
 			dma_sync_sgtable_for_device(a->dev, a->sgt, a->dir);
 	mutex_unlock(&buf->lock);
 	return 0;
@@ -517,7 +518,8 @@ struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf)
 	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
 
 	exp_info.ops = buf->writable &&
-		       (vmemexp_has_pages(buf) || IS_ENABLED(CONFIG_VMAP_PFN)) ?
+		       (vmemexp_has_struct_pages(buf) ||
+			IS_ENABLED(CONFIG_VMAP_PFN)) ?
 		       &vmemexp_dmabuf_ops : &vmemexp_dmabuf_ro_ops;
 	exp_info.size = buf->nr_pages << PAGE_SHIFT;
 	exp_info.flags = buf->writable ? O_RDWR : O_RDONLY;

@@ -443,7 +443,7 @@ err_free_buf:
  * @buf: the buffer; no importer may still use it
  *
  * Pinned memory is unpinned and uncharged; carve-out memory was never
- * pinned, and only the bookkeeping goes.
+ * pinned: its owners' files are let go.
  */
 void vmemexp_buffer_release(struct vmemexp_buffer *buf)
 {
@@ -451,5 +451,6 @@ void vmemexp_buffer_release(struct vmemexp_buffer *buf)
 	if (buf->pinned)
 		vmemexp_unpin_runs(buf, buf->writable);
 	vmemexp_uncharge(buf);
+	vmemexp_carveout_release(buf);
 	vmemexp_buffer_free(buf);
 }

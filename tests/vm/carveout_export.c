@@ -4,15 +4,19 @@
  * (VMEMEXP_EXPORT_PFNMAP).  The guest is booted and loaded as the
  * carveout_export_in_guest test does it (tests/meson.build):
  *
- *   region 0  0x30000000+16M  RAM held back with memmap=, declared
+ *   region 0  0x30000000+16M  RAM held back with memmap=: struct pages but
+ *                             no linear mapping, declared
  *   region 1  0x70000000+16M  above mem=1792M: no struct pages, declared
  *   region 2  0x32000000+16M  RAM held back with memmap=, NOT declared
+ *   region 3  0x38000000+16M  crashkernel=: reserved RAM in the linear
+ *                             map, declared
  *
  * tests/vm/carveout/vmemexp_test_carveout.ko maps region N through
  * /dev/vmemexp-test-carveoutN.  Exports must succeed only with the flag,
  * CAP_SYS_RAWIO and a declared range, each refusal with its errno, and a
  * peer must see the carve-out's data both ways; nothing is ever pinned.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -98,8 +102,14 @@ static void roundtrip(int region, uint32_t expect_segments)
 	munmap(p, len);
 }
 
-/* Reserved RAM (struct pages, PageReserved): the page-based DMA path. */
+/* Reserved RAM in the linear map: the page-based DMA path. */
 static void reserved_ram_roundtrip(void)
+{
+	roundtrip(3, 1);
+}
+
+/* Struct pages without a linear mapping: DMA as a physical resource. */
+static void unmapped_ram_roundtrip(void)
 {
 	roundtrip(0, 1);
 }
@@ -246,9 +256,67 @@ static void outlives_the_driver_mapping(void)
 }
 
 /*
+ * A CMEM-style sub-allocator frees a chunk when the file it was allocated
+ * through is released.  The export holds that file: while it lives, the
+ * chunk cannot go to another process, whose data would otherwise appear
+ * in (and be overwritten through) the first process's dma-buf.
+ */
+#define VMEMEXP_TEST_CARVEOUT_ALLOC _IOR(0xB6, 0x41, uint64_t)
+
+static int alloc_chunk(int region, uint64_t *offset)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/vmemexp-test-carveout%d", region);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		vmt_skip("%s is missing: the test carve-out driver is not loaded", path);
+	VMT_ASSERT_OK(fd);
+	VMT_ASSERT_OK(ioctl(fd, VMEMEXP_TEST_CARVEOUT_ALLOC, offset));
+	return fd;
+}
+
+static void suballocated_chunk_stays_exported(void)
+{
+	size_t len = MIB;
+	uint64_t mine, theirs, later;
+	struct vmemexp_export e;
+	int fd = alloc_chunk(1, &mine), other;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			  (off_t)mine), *q;
+
+	VMT_ASSERT(p != MAP_FAILED);
+	vmt_fill(p, len, 0, 21);
+	VMT_ASSERT_OK(export_flags(p, len, VMEMEXP_EXPORT_PFNMAP, &e));
+	munmap(p, len);
+	close(fd);
+
+	other = alloc_chunk(1, &theirs);
+	vmt_note("exported chunk at %#" PRIx64 ", the next allocation at %#" PRIx64,
+		 mine, theirs);
+	VMT_ASSERT(theirs != mine);
+	q = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, other,
+		 (off_t)theirs);
+	VMT_ASSERT(q != MAP_FAILED);
+	vmt_fill(q, len, 0, 22);
+	munmap(q, len);
+	q = mmap(NULL, len, PROT_READ, MAP_SHARED, e.fd, 0);
+	VMT_ASSERT(q != MAP_FAILED);
+	VMT_ASSERT_EQ(vmt_check(q, len, 0, 21), -1);
+	munmap(q, len);
+
+	/* The export gone, the chunk is the allocator's again. */
+	close(e.fd);
+	close(alloc_chunk(1, &later));
+	VMT_ASSERT_EQ(later, mine);
+	close(other);
+}
+
+/*
  * A kernel importer: vgem (loaded with the guest's modprobe) attaches and
  * maps the dma-buf at PRIME import, through the page-based DMA API for
- * region 0 and through dma_map_resource() for region 1.
+ * region 3 and through dma_map_resource() for regions 0 and 1.
  */
 static int open_vgem(void)
 {
@@ -274,9 +342,11 @@ static int open_vgem(void)
 
 static void vgem_imports(void)
 {
+	static const int regions[] = { 0, 1, 3 };
 	int vgem = open_vgem();
 
-	for (int region = 0; region < 2; region++) {
+	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+		int region = regions[i];
 		uint8_t *p = map_region(region, 0, 16 * PAGE, false, NULL);
 		struct vmemexp_export e;
 		uint32_t handle, again;
@@ -304,6 +374,7 @@ int main(int argc, char **argv)
 {
 	static const struct vmt_test tests[] = {
 		VMT_TEST(reserved_ram_roundtrip),
+		VMT_TEST(unmapped_ram_roundtrip),
 		VMT_TEST(no_struct_pages_roundtrip),
 		VMT_TEST(scattered_pages_make_segments),
 		VMT_TEST(without_flag_eperm),
@@ -315,6 +386,7 @@ int main(int argc, char **argv)
 		VMT_TEST(hole_in_range_efault),
 		VMT_TEST(readonly_mapping),
 		VMT_TEST(outlives_the_driver_mapping),
+		VMT_TEST(suballocated_chunk_stays_exported),
 		VMT_TEST(vgem_imports),
 	};
 

@@ -12,22 +12,42 @@
  * Each region N becomes /dev/vmemexp-test-carveoutN; mmap at offset O maps
  * the region from its byte O on.  The memory is the administrator's to
  * reserve (memmap=16M$0x30000000 keeps RAM back at boot; memory above
- * mem= has no struct pages at all).  Not for production use.
+ * mem= has no struct pages at all).
+ *
+ * Like a CMEM-style allocator it also sub-allocates: the ioctl
+ * VMEMEXP_TEST_CARVEOUT_ALLOC gives the file the lowest free 1 MiB chunk of
+ * its region (its offset, for mmap), and the chunk is free again when the
+ * file is released: the contract vmemexp's carve-out export relies on.
+ * Not for production use.
  */
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/uaccess.h>
 
 #define TEST_MAX_REGIONS	4
+#define TEST_CHUNK		SZ_1M
+#define TEST_NO_CHUNK		(~0ull)
+
+#define VMEMEXP_TEST_CARVEOUT_ALLOC	_IOR(0xB6, 0x41, __u64)
 
 struct test_region {
 	struct miscdevice misc;
 	char name[32];
 	phys_addr_t base;
 	u64 size;
+	struct mutex lock;	/* protects @chunks */
+	u64 chunks;		/* one bit per allocated chunk */
+};
+
+/* What one open file of a region holds. */
+struct test_file {
+	struct test_region *region;
+	u64 chunk;		/* its chunk's offset, or TEST_NO_CHUNK */
 };
 
 static char *regions;
@@ -37,10 +57,68 @@ MODULE_PARM_DESC(regions, "Physical ranges to map: BASE+SIZE,...");
 static struct test_region test_regions[TEST_MAX_REGIONS];
 static unsigned int test_nr_regions;
 
+static int test_carveout_open(struct inode *inode, struct file *file)
+{
+	struct test_file *tf = kzalloc(sizeof(*tf), GFP_KERNEL);
+
+	if (!tf)
+		return -ENOMEM;
+	/* misc_open() left the miscdevice here. */
+	tf->region = container_of(file->private_data, struct test_region,
+				  misc);
+	tf->chunk = TEST_NO_CHUNK;
+	file->private_data = tf;
+	return 0;
+}
+
+static int test_carveout_release(struct inode *inode, struct file *file)
+{
+	struct test_file *tf = file->private_data;
+	struct test_region *r = tf->region;
+
+	if (tf->chunk != TEST_NO_CHUNK) {
+		mutex_lock(&r->lock);
+		r->chunks &= ~BIT_ULL(tf->chunk / TEST_CHUNK);
+		mutex_unlock(&r->lock);
+	}
+	kfree(tf);
+	return 0;
+}
+
+static long test_carveout_ioctl(struct file *file, unsigned int cmd,
+				unsigned long arg)
+{
+	struct test_file *tf = file->private_data;
+	struct test_region *r = tf->region;
+	unsigned int i, n = min_t(u64, r->size / TEST_CHUNK, 64);
+	long ret = -ENOSPC;
+
+	if (cmd != VMEMEXP_TEST_CARVEOUT_ALLOC)
+		return -ENOTTY;
+	mutex_lock(&r->lock);
+	if (tf->chunk != TEST_NO_CHUNK) {
+		ret = -EBUSY;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (!(r->chunks & BIT_ULL(i))) {
+			r->chunks |= BIT_ULL(i);
+			tf->chunk = (u64)i * TEST_CHUNK;
+			ret = 0;
+			break;
+		}
+	}
+out:
+	mutex_unlock(&r->lock);
+	if (!ret && put_user(tf->chunk, (u64 __user *)arg))
+		ret = -EFAULT;
+	return ret;
+}
+
 static int test_carveout_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct test_region *r = container_of(file->private_data,
-					     struct test_region, misc);
+	struct test_file *tf = file->private_data;
+	struct test_region *r = tf->region;
 	unsigned long size = vma->vm_end - vma->vm_start;
 	u64 offset = (u64)vma->vm_pgoff << PAGE_SHIFT;
 
@@ -53,6 +131,9 @@ static int test_carveout_mmap(struct file *file, struct vm_area_struct *vma)
 
 static const struct file_operations test_carveout_fops = {
 	.owner = THIS_MODULE,
+	.open = test_carveout_open,
+	.release = test_carveout_release,
+	.unlocked_ioctl = test_carveout_ioctl,
 	.mmap = test_carveout_mmap,
 };
 
@@ -97,6 +178,7 @@ static int __init test_carveout_init(void)
 		r->misc.name = r->name;
 		r->misc.fops = &test_carveout_fops;
 		r->misc.mode = 0666;
+		mutex_init(&r->lock);
 		ret = misc_register(&r->misc);
 		if (!ret)
 			test_nr_regions++;
