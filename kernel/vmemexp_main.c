@@ -54,6 +54,14 @@ static int vmemexp_check_export(const struct vmemexp_export *arg)
 	if (arg->addr + arg->len < arg->addr ||
 	    arg->addr + arg->len > U64_MAX - PAGE_SIZE + 1)
 		return -EINVAL;
+	/*
+	 * Widening hands importers the bytes around the range: a malloc()
+	 * chunk's neighbours and the allocator's own headers.  Only when
+	 * asked.
+	 */
+	if (!(arg->flags & VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES) &&
+	    (!PAGE_ALIGNED(arg->addr) || !PAGE_ALIGNED(arg->addr + arg->len)))
+		return -EINVAL;
 	return 0;
 }
 

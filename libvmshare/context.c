@@ -34,6 +34,18 @@ void vms_log(const struct vms_context *ctx, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+size_t vms_page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+size_t vms_round_up_to_pages(size_t len)
+{
+	size_t page = vms_page_size();
+
+	return (len + page - 1) / page * page;
+}
+
 int vms_ioctl(int fd, unsigned long request, void *arg)
 {
 	int ret;
@@ -87,7 +99,7 @@ int vms_sync(int fd, uint32_t access, bool end)
  */
 static void map_status_page(struct vms_context *ctx)
 {
-	size_t page_size = (size_t)sysconf(_SC_PAGESIZE);
+	size_t page_size = vms_page_size();
 	const char *failed;
 	void *page, *owner;
 
@@ -162,9 +174,10 @@ VMS_EXPORT void vms_context_destroy(struct vms_context *ctx)
 {
 	if (!ctx)
 		return;
+	vms_frame_blocks_release(ctx);
 	if (ctx->status_page) {
-		munmap((void *)ctx->status_page, (size_t)sysconf(_SC_PAGESIZE));
-		munmap((void *)ctx->status_owner, (size_t)sysconf(_SC_PAGESIZE));
+		munmap((void *)ctx->status_page, vms_page_size());
+		munmap((void *)ctx->status_owner, vms_page_size());
 	}
 	if (ctx->vmemexp_fd >= 0)
 		close(ctx->vmemexp_fd);

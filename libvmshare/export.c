@@ -23,7 +23,7 @@ struct vms_buffer {
 	size_t len;
 	void *memfd_map;	/* our mapping of a memfd, or NULL */
 	bool rdonly;
-	char copy_reason[160];
+	char copy_reason[320];
 	/* Reuse by vms_buffer_export() of the same memory (tracked exports). */
 	bool tracked;
 	uint32_t status_slot;		/* in ctx->status_page, or NO_SLOT */
@@ -32,43 +32,94 @@ struct vms_buffer {
 	struct vms_buffer *next_reusable;
 };
 
-static size_t page_size(void)
+/* Why a range that plan_range() may not widen is copied. */
+#define NOT_ALIGNED_REASON "the memory is not page-aligned, so a dma-buf " \
+	"would give peers the rest of its first and last page (allocate it " \
+	"with vms_frame_alloc(), or pass VMS_EXPORT_EXPOSE_WHOLE_PAGES)"
+
+/* The flags of vms_buffer_export() that make another export. */
+#define EXPORT_IDENTITY_FLAGS (VMS_EXPORT_RDONLY | VMS_EXPORT_CARVEOUT | \
+			       VMS_EXPORT_EXPOSE_WHOLE_PAGES)
+
+/*
+ * The range to ask vmemexp for when exporting [ptr, ptr + len), in @e's
+ * addr, len and flags.  A dma-buf holds whole pages, and vmemexp widens a
+ * range that does not start and end on page boundaries only when told,
+ * since whatever else lives in its first and last page is then exposed.
+ * Inside a block of vms_frame_alloc() those pages are the block's own, so
+ * the library asks for them itself; anywhere else only the caller's
+ * VMS_EXPORT_EXPOSE_WHOLE_PAGES has the module widen the range.  Returns
+ * false when the range may not be widened.
+ */
+static bool plan_range(struct vms_context *ctx, const void *ptr, size_t len,
+		       uint32_t flags, struct vmemexp_export *e)
 {
-	return (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t page = vms_page_size(), start = (uintptr_t)ptr;
+	uintptr_t first = start / page * page, end = start + len;
+	bool in_block;
+
+	e->addr = start;
+	e->len = len;
+	if (!(start % page) && !(end % page))
+		return true;
+	/* A block is whole pages: holding @end, it holds the rest of its page. */
+	pthread_mutex_lock(&ctx->lock);
+	in_block = vms_frame_block_holds(ctx, first, end);
+	pthread_mutex_unlock(&ctx->lock);
+	if (in_block) {
+		e->addr = first;
+		e->len = vms_round_up_to_pages(end) - first;
+		return true;
+	}
+	if (flags & VMS_EXPORT_EXPOSE_WHOLE_PAGES) {
+		e->flags |= VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES;
+		return true;
+	}
+	return false;
 }
 
-static size_t round_up_to_pages(size_t len)
+bool vms_export_would_expose(struct vms_context *ctx, const void *ptr,
+			     size_t len, uint32_t flags)
 {
-	size_t page = page_size();
+	struct vmemexp_export e = { 0 };
 
-	return (len + page - 1) / page * page;
+	return !plan_range(ctx, ptr, len, flags, &e);
 }
 
-static int export_vmemexp(struct vms_buffer *buf, uint32_t flags, bool track)
+/* Exports the range plan_range() put in @e. */
+static int export_vmemexp(struct vms_buffer *buf, struct vmemexp_export *e,
+			  uint32_t flags, bool track)
 {
-	struct vmemexp_export e = {
-		.addr = (uintptr_t)buf->data,
-		.len = buf->len,
-		.flags = VMEMEXP_EXPORT_CLOEXEC |
-			 (track ? VMEMEXP_EXPORT_TRACK : 0) |
-			 (flags & VMS_EXPORT_RDONLY ? VMEMEXP_EXPORT_RDONLY : 0) |
-			 (flags & VMS_EXPORT_CARVEOUT ? VMEMEXP_EXPORT_PFNMAP : 0),
-	};
 	int ret;
 
-	if (buf->ctx->vmemexp_fd < 0)
-		return -buf->ctx->module_status;
-	if (buf->ctx->no_track)
-		e.flags &= ~VMEMEXP_EXPORT_TRACK;
-	ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, &e);
+	e->flags |= VMEMEXP_EXPORT_CLOEXEC |
+		    (track && !buf->ctx->no_track ? VMEMEXP_EXPORT_TRACK : 0) |
+		    (flags & VMS_EXPORT_RDONLY ? VMEMEXP_EXPORT_RDONLY : 0) |
+		    (flags & VMS_EXPORT_CARVEOUT ? VMEMEXP_EXPORT_PFNMAP : 0);
+	ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, e);
+	/*
+	 * A module older than VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES rejects the
+	 * flag (EINVAL) and widens every range to whole pages without it,
+	 * which is what the caller consented to.  A newer one refuses an
+	 * unaligned range without the flag, so the retry succeeds only
+	 * where the flag was what the module did not know.
+	 */
+	if (ret == -EINVAL && (e->flags & VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES)) {
+		e->flags &= ~VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES;
+		ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, e);
+		if (ret == 0)
+			vms_log(buf->ctx, "vmemexp predates "
+				"VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES: exported "
+				"without it, widened to whole pages all the same");
+	}
 	/*
 	 * A module older than VMEMEXP_EXPORT_TRACK rejects the flag (EINVAL),
 	 * one on a kernel without MMU notifiers refuses it (EOPNOTSUPP).
 	 */
 	if ((ret == -EINVAL || ret == -EOPNOTSUPP) &&
-	    (e.flags & VMEMEXP_EXPORT_TRACK)) {
-		e.flags &= ~VMEMEXP_EXPORT_TRACK;
-		ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, &e);
+	    (e->flags & VMEMEXP_EXPORT_TRACK)) {
+		e->flags &= ~VMEMEXP_EXPORT_TRACK;
+		ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, e);
 		if (ret == 0) {
 			buf->ctx->no_track = true;
 			vms_log(buf->ctx, "vmemexp cannot track exports: "
@@ -77,15 +128,17 @@ static int export_vmemexp(struct vms_buffer *buf, uint32_t flags, bool track)
 	}
 	if (ret < 0)
 		return ret;
-	buf->tracked = e.flags & VMEMEXP_EXPORT_TRACK;
-	buf->status_slot = buf->tracked ? e.status_slot : VMEMEXP_STATUS_NO_SLOT;
+	buf->tracked = e->flags & VMEMEXP_EXPORT_TRACK;
+	buf->status_slot = buf->tracked ? e->status_slot : VMEMEXP_STATUS_NO_SLOT;
 	buf->kind = VMS_BUFFER_DMABUF;
-	buf->fd = e.fd;
-	buf->size = e.size;
-	buf->segments = e.nr_segments;
-	buf->range_offsets[0] = e.offset;
-	vms_log(buf->ctx, "exported %zu bytes at %p: dma-buf fd %d, %u segments",
-		buf->len, buf->data, e.fd, e.nr_segments);
+	buf->fd = e->fd;
+	buf->size = e->size;
+	buf->segments = e->nr_segments;
+	/* Where the library widened the range, the fd starts before it. */
+	buf->range_offsets[0] = e->offset + ((uintptr_t)buf->data - e->addr);
+	vms_log(buf->ctx, "exported %zu bytes at %p: dma-buf fd %d of %llu bytes, "
+		"%u segments", buf->len, buf->data, e->fd,
+		(unsigned long long)e->size, e->nr_segments);
 	return 0;
 }
 
@@ -100,9 +153,10 @@ static int reopen_rdonly(int fd)
 	return ro < 0 ? -errno : ro;
 }
 
-static int copy_to_memfd(struct vms_buffer *buf, int why)
+/* Copies the memory into a memfd, saying @why there is no dma-buf. */
+static int copy_to_memfd(struct vms_buffer *buf, const char *why)
 {
-	size_t size = round_up_to_pages(buf->len);
+	size_t size = vms_round_up_to_pages(buf->len);
 	int fd, ret;
 
 	fd = vms_memfd_create("vmshare-copy", size);
@@ -132,9 +186,7 @@ static int copy_to_memfd(struct vms_buffer *buf, int why)
 	buf->size = size;
 	buf->range_offsets[0] = 0;
 	snprintf(buf->copy_reason, sizeof(buf->copy_reason),
-		 "vmemexp %s (%s): copied into a memfd",
-		 why == ENODEV ? "is not available" : "refused the memory",
-		 strerror(why));
+		 "%s: copied into a memfd", why);
 	vms_log(buf->ctx, "%zu bytes at %p: %s", buf->len, buf->data,
 		buf->copy_reason);
 	return 0;
@@ -143,12 +195,16 @@ static int copy_to_memfd(struct vms_buffer *buf, int why)
 static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 				      size_t len, uint32_t flags, bool track)
 {
+	struct vmemexp_export e = { 0 };
 	struct vms_buffer *buf;
+	char why[296];
+	bool exposes;
 	int ret;
 
-	if (!ctx || !ptr || !len ||
+	if (!ctx || !ptr || !len || len > UINTPTR_MAX - (uintptr_t)ptr ||
 	    (flags & ~(uint32_t)(VMS_EXPORT_RDONLY | VMS_EXPORT_ZERO_COPY |
-				 VMS_EXPORT_CARVEOUT))) {
+				 VMS_EXPORT_CARVEOUT |
+				 VMS_EXPORT_EXPOSE_WHOLE_PAGES))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -161,12 +217,31 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 	buf->len = len;
 	buf->n_ranges = 1;
 	buf->rdonly = flags & VMS_EXPORT_RDONLY;
-	buf->export_flags = flags & (VMS_EXPORT_RDONLY | VMS_EXPORT_CARVEOUT);
+	buf->export_flags = flags & EXPORT_IDENTITY_FLAGS;
 	buf->refs = 1;
 
-	ret = export_vmemexp(buf, flags, track);
-	if (ret < 0 && !(flags & VMS_EXPORT_ZERO_COPY))
-		ret = copy_to_memfd(buf, -ret);
+	exposes = !plan_range(ctx, ptr, len, flags, &e);
+	if (ctx->vmemexp_fd < 0)
+		ret = -ctx->module_status;
+	else if (exposes)
+		ret = -EINVAL;
+	else
+		ret = export_vmemexp(buf, &e, flags, track);
+	if (ret < 0 && !(flags & VMS_EXPORT_ZERO_COPY)) {
+		/*
+		 * Without the module the alignment changes nothing yet, but
+		 * such a range stays a copy where the module is: say so now.
+		 */
+		if (ctx->vmemexp_fd >= 0 && exposes)
+			snprintf(why, sizeof(why), "%s", NOT_ALIGNED_REASON);
+		else
+			snprintf(why, sizeof(why), "vmemexp %s (%s)%s%s",
+				 ret == -ENODEV ? "is not available" :
+						  "refused the memory",
+				 strerror(-ret), exposes ? "; also, " : "",
+				 exposes ? NOT_ALIGNED_REASON : "");
+		ret = copy_to_memfd(buf, why);
+	}
 	if (ret < 0) {
 		free(buf);
 		errno = -ret;
@@ -218,8 +293,7 @@ static struct vms_buffer *find_reusable(struct vms_context *ctx,
 
 	for (buf = ctx->reusable; buf; buf = buf->next_reusable) {
 		if (buf->data != ptr || buf->len != len ||
-		    buf->export_flags !=
-		    (flags & (VMS_EXPORT_RDONLY | VMS_EXPORT_CARVEOUT)))
+		    buf->export_flags != (flags & EXPORT_IDENTITY_FLAGS))
 			continue;
 		if (still_current(ctx, buf)) {
 			buf->refs++;
@@ -263,7 +337,7 @@ vms_buffer_export_planes(struct vms_context *ctx,
 			 const struct vms_range *ranges, size_t count,
 			 uint32_t flags)
 {
-	uintptr_t first, end = 0, page = page_size();
+	uintptr_t first, end = 0, page = vms_page_size();
 	struct vms_buffer *buf;
 
 	if (!ranges || !count || count > VMS_MAX_PLANES) {
@@ -305,7 +379,7 @@ VMS_EXPORT struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx,
 	struct vms_buffer *buf;
 	int ret;
 
-	if (!ctx || !size || size > SIZE_MAX - page_size()) {
+	if (!ctx || !size || size > SIZE_MAX - vms_page_size()) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -315,7 +389,7 @@ VMS_EXPORT struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx,
 	buf->ctx = ctx;
 	buf->refs = 1;
 	buf->kind = VMS_BUFFER_MEMFD;
-	buf->size = round_up_to_pages(size);
+	buf->size = vms_round_up_to_pages(size);
 	buf->len = size;
 	buf->n_ranges = 1;
 	buf->fd = vms_memfd_create("vmshare-alloc", buf->size);

@@ -11,6 +11,7 @@
 #define VMS_EXPORT __attribute__((visibility("default")))
 
 struct vms_buffer;
+struct vms_frame_block;
 
 struct vms_context {
 	int vmemexp_fd;		/* -1 without the module */
@@ -18,8 +19,10 @@ struct vms_context {
 	uint32_t flags;
 	bool debug;
 	/* Live tracked exports vms_buffer_export() may hand out again. */
-	pthread_mutex_t lock;	/* protects @reusable and buffers' refs */
+	pthread_mutex_t lock;	/* protects @reusable, buffers' refs, @frame_blocks */
 	struct vms_buffer *reusable;
+	/* Live memory of vms_frame_alloc(), whose pages hold nothing else. */
+	struct vms_frame_block *frame_blocks;
 	bool no_track;		/* the module predates VMEMEXP_EXPORT_TRACK */
 	/*
 	 * vmemexp's status page of @vmemexp_fd, mapped read-only, or NULL
@@ -38,6 +41,30 @@ bool vms_env_flag(const char *name);
 /* Logs a decision when VMSHARE_DEBUG is set. */
 void vms_log(const struct vms_context *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* The page size, and @len rounded up to whole pages (no overflow check). */
+size_t vms_page_size(void);
+size_t vms_round_up_to_pages(size_t len);
+
+/*
+ * Whether [start, end) lies in one block of vms_frame_alloc(): then the
+ * whole pages around it are the block's own.  Called with ctx->lock held.
+ */
+bool vms_frame_block_holds(const struct vms_context *ctx, uintptr_t start,
+			   uintptr_t end);
+
+/* Frees the blocks of vms_frame_alloc() still allocated. */
+void vms_frame_blocks_release(struct vms_context *ctx);
+
+/*
+ * Whether vms_buffer_export() of [ptr, ptr + len) with @flags would give
+ * peers bytes around the range that no one allowed them to see: a range
+ * that is not page-aligned, outside vms_frame_alloc() memory, without
+ * VMS_EXPORT_EXPOSE_WHOLE_PAGES.  Such a range is never exported through
+ * vmemexp.
+ */
+bool vms_export_would_expose(struct vms_context *ctx, const void *ptr,
+			     size_t len, uint32_t flags);
 
 /* Opens a memfd of @size bytes, sealed against shrinking and growing. */
 int vms_memfd_create(const char *name, size_t size);

@@ -81,7 +81,7 @@ struct vms_wl_buffer {
 	bool busy;
 	/* The answer to zwp_linux_buffer_params_v1.create. */
 	bool import_answered;
-	char reason[192];
+	char reason[256];
 };
 
 static struct dmabuf_format *find_format(struct format_set *set,
@@ -385,7 +385,8 @@ VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
 	struct vms_wl *wl;
 	int err = EPIPE;
 
-	if (!ctx || !display || (flags & ~(uint32_t)VMS_WL_NO_DMABUF)) {
+	if (!ctx || !display ||
+	    (flags & ~(uint32_t)(VMS_WL_NO_DMABUF | VMS_WL_EXPOSE_WHOLE_PAGES))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -518,6 +519,9 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 	struct zwp_linux_buffer_params_v1 *params;
 	uint64_t offsets[VMS_MAX_PLANES], modifier;
 	uint32_t strides[VMS_MAX_PLANES];
+	uint32_t export_flags = VMS_EXPORT_ZERO_COPY |
+		(wl->flags & VMS_WL_EXPOSE_WHOLE_PAGES ?
+		 VMS_EXPORT_EXPOSE_WHOLE_PAGES : 0);
 	char name[5];
 
 	fourcc_name(buf->fourcc, name);
@@ -551,14 +555,24 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 			name);
 
 	buf->export = vms_buffer_export(wl->ctx, buf->data, buf->len,
-					VMS_EXPORT_ZERO_COPY);
+					export_flags);
 	if (!buf->export) {
 		int err = errno;
 
-		snprintf(buf->reason, sizeof(buf->reason), "vmemexp %s (%s)",
-			 err == ENODEV ? "is not available" :
-					 "refused the memory",
-			 strerror(err));
+		if (err == EINVAL && vms_export_would_expose(wl->ctx, buf->data,
+							     buf->len,
+							     export_flags))
+			snprintf(buf->reason, sizeof(buf->reason),
+				 "the frame is not page-aligned, so a dma-buf "
+				 "would give the compositor the rest of its first "
+				 "and last page (allocate it with vms_frame_alloc(), "
+				 "or pass VMS_WL_EXPOSE_WHOLE_PAGES)");
+		else
+			snprintf(buf->reason, sizeof(buf->reason),
+				 "vmemexp %s (%s)",
+				 err == ENODEV ? "is not available" :
+						 "refused the memory",
+				 strerror(err));
 		return err;
 	}
 

@@ -42,7 +42,7 @@ struct vms_x11_image {
 	xcb_shm_seg_t seg;
 	bool readonly;
 	bool detached;
-	char reason[256];
+	char reason[384];	/* room for a buffer's copy reason */
 };
 
 /* An error the server sent back, or EPIPE when the connection died. */

@@ -482,8 +482,16 @@ static int pool_export(struct shim_pool *pool)
 		   MAP_SHARED, pool->fd, 0);
 	if (map == MAP_FAILED)
 		return errno;
+	/*
+	 * The mapping starts on a page; a pool whose size is not a multiple
+	 * of pages ends inside its last one, whose rest is more of the
+	 * client's file (or zeroes past its end), which the compositor could
+	 * map from the pool's fd without the shim: the whole page gives away
+	 * nothing of anyone else's.
+	 */
 	export = vms_buffer_export(shim.ctx, map, (size_t)pool->size,
-				   VMS_EXPORT_ZERO_COPY);
+				   VMS_EXPORT_ZERO_COPY |
+				   VMS_EXPORT_EXPOSE_WHOLE_PAGES);
 	err = export ? 0 : errno;
 	munmap(map, (size_t)pool->size);
 	if (!export)

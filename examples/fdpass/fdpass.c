@@ -1,18 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmshare-fdpass: two processes share frames drawn in plain malloc memory.
+ * vmshare-fdpass: two processes share frames drawn in plain process memory.
  *
- * The producer mallocs a 1920x1080 XRGB8888 frame, exports it once with
- * libvmshare and sends the fd to a consumer (this same program, exec'd over
- * a socketpair).  Then, for every frame, it redraws the malloc memory and
- * sends only a "frame ready" note with a checksum.  The consumer checks the
- * checksum through its own mapping and writes an acknowledgement into the
- * shared memory; the producer then finds that acknowledgement in its own
- * malloc memory, which is only possible if no copy was made.
+ * The producer allocates a 1920x1080 XRGB8888 frame with vms_frame_alloc()
+ * (page-aligned, so its dma-buf holds the frame and nothing else of the
+ * process), exports it once with libvmshare and sends the fd to a consumer
+ * (this same program, exec'd over a socketpair).  Then, for every frame, it
+ * redraws the memory and sends only a "frame ready" note with a checksum.
+ * The consumer checks the checksum through its own mapping and writes an
+ * acknowledgement into the shared memory; the producer then finds that
+ * acknowledgement in its own memory, which is only possible if no copy was
+ * made.
  *
  * Without vmemexp the export falls back to a memfd copy, refreshed per
  * frame; the demo says so, and then expects the acknowledgement *not* to
- * reach the malloc memory.
+ * reach the frame memory.
  *
  * With --carveout DEVICE the producer plays an RTOS side-core instead: the
  * frame lives in a physical carve-out that DEVICE's driver maps into the
@@ -155,7 +157,7 @@ static const char *describe_path(const struct vms_buffer *buf, bool carveout)
 	case VMS_BUFFER_DMABUF:
 		return carveout ?
 		       "vmemexp: a dma-buf of the carve-out itself (zero-copy)" :
-		       "vmemexp: a dma-buf of the malloc memory itself (zero-copy)";
+		       "vmemexp: a dma-buf of the frame memory itself (zero-copy)";
 	case VMS_BUFFER_MEMFD:
 		return "memfd allocation (zero-copy)";
 	default:
@@ -163,14 +165,15 @@ static const char *describe_path(const struct vms_buffer *buf, bool carveout)
 	}
 }
 
-/* The frame's memory: malloc, or the carve-out DEVICE's driver maps. */
-static uint8_t *frame_memory(const char *carveout, size_t len)
+/* The frame's memory: the library's, or the carve-out DEVICE's driver maps. */
+static uint8_t *frame_memory(struct vms_context *ctx, const char *carveout,
+			     size_t len)
 {
 	void *p;
 	int fd;
 
 	if (!carveout)
-		return malloc(len);
+		return vms_frame_alloc(ctx, len);
 	fd = open(carveout, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "%s: %s\n", carveout, strerror(errno));
@@ -188,25 +191,26 @@ static uint8_t *frame_memory(const char *carveout, size_t len)
 static int producer(const char *self, uint32_t width, uint32_t height,
 		    uint32_t frames, uint32_t ctx_flags, const char *carveout)
 {
-	uint32_t stride = width * 4, acks_in_malloc = 0, bad = 0;
+	uint32_t stride = width * 4, acks_in_memory = 0, bad = 0;
 	size_t len = (size_t)stride * height;
 	double *latency = calloc(frames, sizeof(double));
-	uint8_t *pixels = frame_memory(carveout, len);
-	const char *memory = carveout ? "carve-out" : "malloc memory";
+	const char *memory = carveout ? "carve-out" : "frame memory";
 	struct vms_context *ctx;
 	struct vms_buffer *buf;
 	struct vms_frame frame;
+	uint8_t *pixels;
 	bool zero_copy;
 	int sock, ret, status;
 	pid_t pid;
 
-	if (!pixels || !latency) {
-		fprintf(stderr, "cannot get the frame's memory\n");
-		return 1;
-	}
 	ctx = vms_context_create(ctx_flags);
 	if (!ctx) {
 		fprintf(stderr, "vms_context_create: %s\n", strerror(errno));
+		return 1;
+	}
+	pixels = frame_memory(ctx, carveout, len);
+	if (!pixels || !latency) {
+		fprintf(stderr, "cannot get the frame's memory\n");
 		return 1;
 	}
 	draw(pixels, width, height, stride, 0);
@@ -266,7 +270,7 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 		memcpy(&seen, pixels + len - ACK_SIZE, ACK_SIZE);
 		vms_buffer_end_cpu_access(buf, VMS_ACCESS_READ);
 		if (seen == n)
-			acks_in_malloc++;
+			acks_in_memory++;
 	}
 
 	shutdown(sock, SHUT_RDWR);
@@ -276,22 +280,22 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 
 	printf("frames: %u verified by the consumer, %u bad\n", frames - bad, bad);
 	printf("acknowledgements found in the producer's own %s: %u/%u%s\n",
-	       memory, acks_in_malloc, frames,
+	       memory, acks_in_memory, frames,
 	       zero_copy ? "" : " (expected 0: this path copies)");
 	printf("latency per frame (note to acknowledgement, incl. consumer checksum): "
 	       "median %.2f ms, max %.2f ms\n",
 	       latency[frames / 2], latency[frames - 1]);
 
 	vms_buffer_destroy(buf);
-	vms_context_destroy(ctx);
 	if (carveout)
 		munmap(pixels, len);
 	else
-		free(pixels);
+		vms_frame_free(ctx, pixels);
+	vms_context_destroy(ctx);
 	free(latency);
 	if (bad || !WIFEXITED(status) || WEXITSTATUS(status))
 		return 1;
-	return acks_in_malloc == (zero_copy ? frames : 0) ? 0 : 1;
+	return acks_in_memory == (zero_copy ? frames : 0) ? 0 : 1;
 }
 
 int main(int argc, char **argv)

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmshare-kms-display: scan out plain malloc memory on a KMS plane.
+ * vmshare-kms-display: scan out plain process memory on a KMS plane.
  *
- * The frame is ordinary memory from the C allocator.  libvmshare exports it
- * once as a dma-buf, the display driver imports it (PRIME) and makes a
- * framebuffer of it, and every later frame is drawn into the same memory
- * and only re-committed: the display reads what the program wrote, with no
- * copy in between.  Where an overlay plane exists, a second malloc'ed
+ * The frame is ordinary memory from vms_frame_alloc(): page-aligned, so
+ * its dma-buf holds the frame and nothing else of the process.  libvmshare
+ * exports it once as a dma-buf, the display driver imports it (PRIME) and
+ * makes a framebuffer of it, and every later frame is drawn into the same
+ * memory and only re-committed: the display reads what the program wrote,
+ * with no copy in between.  Where an overlay plane exists, a second such
  * image is shown on it.
  *
  * With --verify the program drives the device's writeback connector
@@ -18,7 +19,7 @@
  *
  * --carveout DEVICE takes the primary plane's frame from a physical
  * carve-out that DEVICE's driver maps (an RTOS's shared memory, say)
- * instead of malloc; vmemexp exports it from there (README, "Carve-outs").
+ * instead; vmemexp exports it from there (README, "Carve-outs").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,9 +44,9 @@
 #define OVERLAY_W 256
 #define OVERLAY_H 128
 
-/* A frame in malloc memory, and what the display made of it. */
+/* A frame in process memory, and what the display made of it. */
 struct image {
-	uint8_t *alloc;		/* what malloc (or mmap) returned */
+	uint8_t *alloc;		/* what vms_frame_alloc (or mmap) returned */
 	size_t map_len;		/* the carve-out mapping's length, else 0 */
 	uint32_t *pixels;	/* the frame, inside alloc */
 	uint32_t width, height, stride;
@@ -184,11 +185,6 @@ static void draw(struct image *img, uint32_t n, uint32_t seed)
 	vms_buffer_end_cpu_access(img->buffer, VMS_ACCESS_WRITE);
 }
 
-/*
- * Malloc memory for the frame, exported once and made a framebuffer.
- * Page-aligned by default; --unaligned starts the frame 256 bytes into a
- * page, so the framebuffer has an offset into its dma-buf.
- */
 static uint8_t *map_carveout(const char *path, size_t len)
 {
 	void *p;
@@ -201,6 +197,14 @@ static uint8_t *map_carveout(const char *path, size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * Memory for the frame, exported once and made a framebuffer.  It starts
+ * on a page by default; --unaligned starts the frame 256 bytes into one,
+ * so the framebuffer has an offset into its dma-buf.  The rest of the
+ * frame's first and last page is then memory set aside for this frame
+ * alone, so the display may see it: vms_frame_alloc() memory needs no
+ * consent for that, the carve-out mapping gives it.
+ */
 static int create_image(struct display *d, struct vms_context *ctx,
 			struct image *img, uint32_t width, uint32_t height,
 			bool unaligned, const char *carveout)
@@ -217,19 +221,19 @@ static int create_image(struct display *d, struct vms_context *ctx,
 		img->map_len = size + 2 * PAGE;
 		img->alloc = map_carveout(carveout, img->map_len);
 	} else {
-		img->alloc = malloc(size + 2 * PAGE);
+		img->alloc = vms_frame_alloc(ctx, size + (unaligned ? 256 : 0));
 	}
 	if (!img->alloc) {
 		ret = -errno;
 		fprintf(stderr, "no memory for the frame: %s\n", strerror(errno));
 		return ret;
 	}
-	img->pixels = (uint32_t *)(((uintptr_t)img->alloc + PAGE - 1) / PAGE * PAGE +
-				   (unaligned ? 256 : 0));
+	img->pixels = (uint32_t *)(img->alloc + (unaligned ? 256 : 0));
 
 	img->buffer = vms_buffer_export(ctx, img->pixels, size,
 					VMS_EXPORT_ZERO_COPY |
-					(carveout ? VMS_EXPORT_CARVEOUT : 0));
+					(carveout ? VMS_EXPORT_CARVEOUT |
+					 VMS_EXPORT_EXPOSE_WHOLE_PAGES : 0));
 	if (!img->buffer) {
 		ret = -errno;
 		fprintf(stderr, "cannot export the frame: %s\n", strerror(errno));
@@ -260,7 +264,8 @@ static int create_image(struct display *d, struct vms_context *ctx,
 	return 0;
 }
 
-static void destroy_image(struct display *d, struct image *img)
+static void destroy_image(struct display *d, struct vms_context *ctx,
+			  struct image *img)
 {
 	if (img->fb)
 		drmModeRmFB(d->fd, img->fb);
@@ -270,7 +275,7 @@ static void destroy_image(struct display *d, struct image *img)
 	if (img->map_len)
 		munmap(img->alloc, img->map_len);
 	else
-		free(img->alloc);
+		vms_frame_free(ctx, img->alloc);
 }
 
 /* The writeback target: a dumb buffer the test reads back. */
@@ -477,7 +482,7 @@ int main(int argc, char **argv)
 
 	ctx = vms_context_create(VMS_CONTEXT_REQUIRE_MODULE);
 	if (!ctx) {
-		fprintf(stderr, "vmemexp is needed to scan out malloc memory: %s\n",
+		fprintf(stderr, "vmemexp is needed to scan out process memory: %s\n",
 			strerror(errno));
 		return 1;
 	}
@@ -495,7 +500,7 @@ int main(int argc, char **argv)
 	printf("%ux%u XRGB8888 from %s: dma-buf of %u segments, "
 	       "framebuffer offset %u; overlay plane: %s; %s\n",
 	       primary.width, primary.height,
-	       carveout ? "the carve-out" : "malloc memory",
+	       carveout ? "the carve-out" : "frame memory",
 	       vms_buffer_segments(primary.buffer),
 	       offset, d.overlay ? "yes" : "no",
 	       verify ? "capturing through the writeback connector" :
@@ -532,9 +537,9 @@ int main(int argc, char **argv)
 	}
 	if (d.capture.pixels)
 		munmap(d.capture.pixels, d.capture_size);
-	destroy_image(&d, &d.capture);
-	destroy_image(&d, &overlay);
-	destroy_image(&d, &primary);
+	destroy_image(&d, ctx, &d.capture);
+	destroy_image(&d, ctx, &overlay);
+	destroy_image(&d, ctx, &primary);
 	vms_context_destroy(ctx);
 	close(d.fd);
 	if (wrong)

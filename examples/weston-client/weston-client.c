@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmshare-weston-client: a Wayland window animated from plain malloc
+ * vmshare-weston-client: a Wayland window animated from plain process
  * memory, shared with the compositor through libvmshare.
  *
- * Each of two frames is an ordinary malloc'ed block.  libvmshare exports
- * it once and hands the compositor a zwp_linux_dmabuf_v1 buffer of that
- * very memory, so drawing a frame is all it costs; where the compositor or
- * the kernel cannot take that, the frame is copied into a wl_shm pool
- * instead, and the client says why.
+ * Each of two frames is an ordinary block from vms_frame_alloc(), which
+ * is page-aligned so that a dma-buf of it holds nothing but the frame.
+ * libvmshare exports it once and hands the compositor a
+ * zwp_linux_dmabuf_v1 buffer of that very memory, so drawing a frame is
+ * all it costs; where the compositor or the kernel cannot take that, the
+ * frame is copied into a wl_shm pool instead, and the client says why.
  *
  *   vmshare-weston-client [--frames N] [--width W] [--height H]
  *                         [--fullscreen] [--no-dmabuf] [--checksums]
@@ -48,7 +49,7 @@ struct display {
 };
 
 struct frame {
-	uint32_t *pixels;		/* plain malloc memory */
+	uint32_t *pixels;		/* from vms_frame_alloc() */
 	struct vms_wl_buffer *buffer;
 };
 
@@ -338,16 +339,18 @@ static struct window *create_window(struct display *d, uint32_t width,
 	return window;
 }
 
-/* The frames: malloc memory, each presented once as a wl_buffer. */
+/* The frames: process memory, each presented once as a wl_buffer. */
 static int create_frames(struct window *window)
 {
 	window->stride = window->width * 4;
 	for (int i = 0; i < N_FRAMES; i++) {
 		struct frame *frame = &window->frames[i];
 
-		frame->pixels = malloc((size_t)window->stride * window->height);
+		frame->pixels = vms_frame_alloc(window->display->vms,
+						(size_t)window->stride *
+						window->height);
 		if (!frame->pixels)
-			return -ENOMEM;
+			return -errno;
 		draw(window, frame->pixels, 0);
 		frame->buffer = vms_wl_buffer_create(window->display->vms_wl,
 						     frame->pixels, window->width,
@@ -364,7 +367,7 @@ static void report_path(const struct window *window)
 	const struct vms_wl_buffer *buffer = window->frames[0].buffer;
 
 	if (vms_wl_buffer_path(buffer) == VMS_WL_PATH_DMABUF)
-		printf("path: dmabuf (zero-copy: the compositor reads the malloc memory)\n");
+		printf("path: dmabuf (zero-copy: the compositor reads the frame memory)\n");
 	else
 		printf("path: wl_shm fallback (one copy per frame): %s\n",
 		       vms_wl_buffer_fallback_reason(buffer));
@@ -378,7 +381,7 @@ static void destroy_window(struct window *window)
 		wl_callback_destroy(window->callback);
 	for (int i = 0; i < N_FRAMES; i++) {
 		vms_wl_buffer_destroy(window->frames[i].buffer);
-		free(window->frames[i].pixels);
+		vms_frame_free(window->display->vms, window->frames[i].pixels);
 	}
 	xdg_toplevel_destroy(window->xdg_toplevel);
 	xdg_surface_destroy(window->xdg_surface);

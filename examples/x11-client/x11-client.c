@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmshare-x11-client: an X11 window animated from plain malloc memory,
+ * vmshare-x11-client: an X11 window animated from plain process memory,
  * shown through MIT-SHM with no preallocated segment.
  *
- * The frame is one ordinary malloc'ed block.  libvmshare exports it once
- * and attaches the dma-buf to the X server as an SHM segment, so each frame
- * costs its drawing and one ShmPutImage that the server serves from our
- * memory.  Where the server, the kernel or the flags rule that out, the
+ * The frame is one ordinary block from vms_frame_alloc(), page-aligned so
+ * that a dma-buf of it holds nothing but the frame.  libvmshare exports it
+ * once and attaches the dma-buf to the X server as an SHM segment, so each
+ * frame costs its drawing and one ShmPutImage that the server serves from
+ * our memory.  Where the server, the kernel or the flags rule that out, the
  * pixels travel in PutImage requests instead, and the client says why.
  *
  *   vmshare-x11-client [--frames N] [--width W] [--height H] [--checksums]
@@ -41,7 +42,7 @@ struct window {
 	xcb_window_t id;
 	xcb_gcontext_t gc;
 	uint32_t width, height, stride;
-	uint32_t *pixels;		/* plain malloc memory */
+	uint32_t *pixels;		/* from vms_frame_alloc() */
 	struct vms_context *vms;
 	struct vms_buffer *buffer;	/* the pixels, exported */
 	struct vms_x11 *vms_x11;
@@ -160,21 +161,21 @@ static int create_window(struct window *window)
 	return -EPIPE;
 }
 
-/* The frame: malloc memory, exported once and attached once. */
+/* The frame: process memory, exported once and attached once. */
 static int create_frame(struct window *window, const struct options *opt)
 {
 	size_t len;
 
 	window->stride = window->width * 4;
 	len = (size_t)window->stride * window->height;
-	window->pixels = malloc(len);
-	if (!window->pixels)
-		return -ENOMEM;
-	/* Pages never written would be pinned as they are faulted in. */
-	draw(window, 0);
 	window->vms = vms_context_create(opt->no_module ? VMS_CONTEXT_NO_MODULE : 0);
 	if (!window->vms)
 		return -errno;
+	window->pixels = vms_frame_alloc(window->vms, len);
+	if (!window->pixels)
+		return -errno;
+	/* Pages never written would be pinned as they are faulted in. */
+	draw(window, 0);
 	window->buffer = vms_buffer_export(window->vms, window->pixels, len, 0);
 	if (!window->buffer)
 		return -errno;
@@ -198,7 +199,7 @@ static void report_path(const struct window *window)
 	};
 
 	if (vms_x11_image_path(window->image) == VMS_X11_PATH_SHM_FD)
-		printf("path: shm-fd (the server reads the malloc memory itself)\n");
+		printf("path: shm-fd (the server reads the frame memory itself)\n");
 	else
 		printf("path: put-image fallback: %s\n",
 		       vms_x11_image_fallback_reason(window->image));
@@ -216,8 +217,8 @@ static void destroy_window(struct window *window)
 	vms_x11_image_destroy(window->image);
 	vms_x11_destroy(window->vms_x11);
 	vms_buffer_destroy(window->buffer);
+	vms_frame_free(window->vms, window->pixels);
 	vms_context_destroy(window->vms);
-	free(window->pixels);
 	xcb_free_gc(window->conn, window->gc);
 	xcb_destroy_window(window->conn, window->id);
 	xcb_disconnect(window->conn);

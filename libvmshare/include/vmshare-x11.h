@@ -8,11 +8,12 @@
  * the server a file descriptor as a segment (xcb_shm_attach_fd); the
  * server maps it whole, from offset 0, at the size fstat() reports.  A
  * dma-buf exported by vms_buffer_export() is such a fd, so the server reads
- * (and, for SHM pixmaps, writes) the application's own malloc memory: no
+ * (and, for SHM pixmaps, writes) the application's own memory: no
  * preallocated segment, no copy.  Where that cannot work (no MIT-SHM 1.2,
- * vmemexp missing so the buffer is only a copy, the server refusing the
- * fd) images go through plain PutImage requests instead, and
- * vms_x11_image_fallback_reason() says why.
+ * the buffer only a copy because vmemexp is missing or the memory is not
+ * page-aligned, the server refusing the fd) images go through plain
+ * PutImage requests instead, and vms_x11_image_fallback_reason() says
+ * why.  Memory from vms_frame_alloc() is always page-aligned.
  *
  * Conventions as in vmshare.h: int functions return 0 or a negative errno,
  * constructors return NULL and set errno, destroy functions accept NULL.

@@ -51,11 +51,13 @@ enum vms_context_flags {
 struct vms_context *vms_context_create(uint32_t flags);
 
 /**
- * Destroys a context; its buffers must be destroyed first.  Accepts NULL.
+ * Destroys a context; its buffers must be destroyed first.  Memory from
+ * its vms_frame_alloc() still allocated is freed.  Accepts NULL.
  *
  * Threads: a context may be shared by threads that export and destroy
- * buffers concurrently (the reuse of exports is locked); one buffer, wl
- * or x11 object must not be used by two threads at once.
+ * buffers and allocate and free frame memory concurrently (the reuse of
+ * exports and the list of frame memory are locked); one buffer, wl or
+ * x11 object must not be used by two threads at once.
  */
 void vms_context_destroy(struct vms_context *ctx);
 
@@ -89,6 +91,19 @@ enum vms_export_flags {
 	 * administrator declared (README, "Carve-outs").
 	 */
 	VMS_EXPORT_CARVEOUT = 1u << 2,
+	/**
+	 * Export a range that does not start and end on page boundaries as
+	 * it is.  A dma-buf holds whole pages, so every peer and device that
+	 * gets the buffer also gets the rest of the range's first and last
+	 * page, with the buffer's access (read-write unless
+	 * VMS_EXPORT_RDONLY): whatever else lives there, such as the
+	 * neighbouring malloc() blocks and the allocator's own bookkeeping
+	 * in front of this one, which a hostile peer can then read and
+	 * overwrite.  Without this flag such a range is copied instead (or
+	 * refused under VMS_EXPORT_ZERO_COPY) unless it lies in memory from
+	 * vms_frame_alloc(), whose pages hold nothing else.
+	 */
+	VMS_EXPORT_EXPOSE_WHOLE_PAGES = 1u << 3,
 };
 
 /**
@@ -97,6 +112,13 @@ enum vms_export_flags {
  * memory (a driver mapping, over RLIMIT_MEMLOCK...), the data is copied
  * into a sealed memfd instead, unless VMS_EXPORT_ZERO_COPY is given.
  * vms_buffer_kind() says which, and vms_buffer_copy_reason() why.
+ *
+ * A dma-buf holds whole pages, so only a range whose start and end are
+ * page-aligned, or that lies in memory from vms_frame_alloc(), is
+ * exported as it is; any other range is copied (or refused with EINVAL
+ * under VMS_EXPORT_ZERO_COPY) unless @p flags has
+ * VMS_EXPORT_EXPOSE_WHOLE_PAGES.  Plain malloc() memory is rarely
+ * page-aligned: allocate frames with vms_frame_alloc().
  *
  * Exporting the same memory (same @p ptr, @p len and @p flags) again while
  * an earlier dma-buf export of it lives returns that buffer again, with
@@ -107,11 +129,12 @@ enum vms_export_flags {
  * every time it sends it and pay for the export only once.
  *
  * @param ctx    the context
- * @param ptr    start of the memory, any alignment
+ * @param ptr    start of the memory
  * @param len    length in bytes, greater than zero
  * @param flags  a combination of enum vms_export_flags
  * @return the buffer, or NULL with errno set: EINVAL for bad arguments,
- *         and with VMS_EXPORT_ZERO_COPY whatever vmemexp refused with
+ *         and with VMS_EXPORT_ZERO_COPY EINVAL for a range that is not
+ *         page-aligned (see above) or whatever vmemexp refused with
  *         (EFAULT, EACCES, EPERM, ENOMEM, E2BIG, ENODEV when missing)
  */
 struct vms_buffer *vms_buffer_export(struct vms_context *ctx, const void *ptr,
@@ -127,7 +150,9 @@ struct vms_range {
  * Exports several ranges of one frame (the planes of NV12, say) as one
  * buffer, when together they cover one stretch of memory: each range must
  * begin no later than the page after the previous one ends.  Plane i then
- * lies at vms_buffer_range_offset(buf, i) in the fd.
+ * lies at vms_buffer_range_offset(buf, i) in the fd.  The stretch from the
+ * first range's start to the last one's end is what is exported, under
+ * vms_buffer_export()'s rules for ranges that are not page-aligned.
  *
  * @param ranges  the ranges, in address order, at most 4
  * @param count   number of ranges, at least 1
@@ -147,6 +172,37 @@ struct vms_buffer *vms_buffer_export_planes(struct vms_context *ctx,
  * @return the buffer, or NULL with errno set
  */
 struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx, size_t size);
+
+/**
+ * Allocates memory for frames that vms_buffer_export() shares with no
+ * copy and without exposing anything else, whatever @p size is: a
+ * mapping of its own, page-aligned, @p size rounded up to whole pages,
+ * zero-filled.  A range inside it is exported without
+ * VMS_EXPORT_EXPOSE_WHOLE_PAGES: the library widens it to the whole
+ * pages it touches, which belong to this block alone, so a peer of
+ * [p, p + size) sees the frame and the zeroes after it, and a peer of a
+ * smaller range at most the rest of this block's pages around it (keep
+ * in one block only what all its peers may see).
+ *
+ * The caller owns the memory and frees it with vms_frame_free().  Peers
+ * and devices holding an export of it keep its pages after that, never
+ * memory the process allocates later at the same address.
+ *
+ * @param ctx   the context whose exports know the block; blocks still
+ *              allocated when it is destroyed are freed with it
+ * @param size  bytes, greater than zero
+ * @return the memory, or NULL with errno set (EINVAL for a zero @p size
+ *         or one that cannot be rounded up, ENOMEM)
+ */
+void *vms_frame_alloc(struct vms_context *ctx, size_t size);
+
+/**
+ * Frees memory from vms_frame_alloc() of the same context.  Destroy the
+ * buffers exported from it first: their vms_buffer_data() points into it.
+ * Accepts NULL; a pointer that does not start such a block is left alone
+ * (VMSHARE_DEBUG=1 logs it).
+ */
+void vms_frame_free(struct vms_context *ctx, void *ptr);
 
 /**
  * Drops one reference (vms_buffer_export() may return a buffer again);
@@ -349,6 +405,15 @@ enum vms_wl_flags {
 	 * an application that cannot be changed.
 	 */
 	VMS_WL_NO_DMABUF = 1u << 0,
+	/**
+	 * Export frames that do not start and end on page boundaries with
+	 * VMS_EXPORT_EXPOSE_WHOLE_PAGES: the compositor, and every device it
+	 * hands the dma-buf to, gets the whole first and last page of each
+	 * frame read-write, neighbouring data included.  Without it such a
+	 * frame takes the wl_shm path unless it lies in memory from
+	 * vms_frame_alloc().
+	 */
+	VMS_WL_EXPOSE_WHOLE_PAGES = 1u << 1,
 };
 
 /**
@@ -396,8 +461,10 @@ bool vms_wl_supports_dmabuf(const struct vms_wl *wl, uint32_t fourcc);
  * same layout is presented again while its buffer lives, that buffer is
  * returned again with one more reference.  Falls back to a wl_shm pool
  * when the compositor lacks linux-dmabuf or the format, vmemexp is
- * missing or refuses the memory, or the compositor refuses the import;
- * vms_wl_buffer_path() and vms_wl_buffer_fallback_reason() say so.
+ * missing or refuses the memory, the frame is not page-aligned (see
+ * VMS_WL_EXPOSE_WHOLE_PAGES; memory from vms_frame_alloc() always is), or
+ * the compositor refuses the import; vms_wl_buffer_path() and
+ * vms_wl_buffer_fallback_reason() say so.
  *
  * The wl_buffer's events are dispatched on the display's default queue.
  *

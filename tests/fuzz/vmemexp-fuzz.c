@@ -437,6 +437,10 @@ static unsigned int expected_for(const struct vmemexp_export *e)
 		/* Nothing else can be said about a range that wraps. */
 		return set | R_EINVAL;
 	}
+	/* Partial pages are refused before anything else is looked at. */
+	if (!(e->flags & VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES) &&
+	    ((e->addr | (e->addr + e->len)) & (PAGE - 1)))
+		return set | R_EINVAL;
 	end = round_up_page(e->addr + e->len);
 	size = end - (e->addr & ~(PAGE - 1));
 	if (e->len && size > g.max_export)
@@ -520,10 +524,14 @@ static uint64_t interesting_len(uint64_t addr)
 	}
 }
 
-/* RDONLY and CLOEXEC in any combination. */
+/*
+ * RDONLY and CLOEXEC in any combination; most exports opt in to whole
+ * pages, as most of the ranges drawn are not page-aligned.
+ */
 static uint32_t export_flags(void)
 {
-	return (uint32_t)below(4);
+	return (uint32_t)below(4) |
+	       (chance(8) ? 0 : VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES);
 }
 
 /* A struct with any number of things wrong, and sometimes nothing. */
@@ -664,6 +672,9 @@ static void op_export_private(void)
 	in.addr = (uintptr_t)self->priv + first * PAGE + in_page;
 	in.len = (last - first) * PAGE + 1 + below(PAGE - in_page);
 	predicted = predict_private(first, last, writable, &coherent);
+	if (!(in.flags & VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES) &&
+	    ((in.addr | (in.addr + in.len)) & (PAGE - 1)))
+		predicted = EINVAL;
 	snprintf(what, sizeof(what), "private pages %zu..%zu flags %#x",
 		 first, last, in.flags);
 	if (predicted == 0 && coherent && writable)
@@ -673,8 +684,8 @@ static void op_export_private(void)
 
 	err = export(&in, &out);
 	if (!check_result(OP_EXPORT_PRIVATE, err,
-			  (1u << result_bit(predicted)) | R_ENOMEM, what) ||
-	    err) {
+			  (1u << result_bit(predicted)) |
+			  (predicted == EINVAL ? 0 : R_ENOMEM), what) || err) {
 		if (!err)
 			close(out.fd);
 		return;
@@ -1269,6 +1280,7 @@ static int fork_child(int fd, uint64_t size)
 	struct vmemexp_export e = {
 		.addr = (uintptr_t)g.arena + below(ARENA_SIZE / 2),
 		.len = 1 + below(ARENA_SIZE / 2),
+		.flags = VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES,
 	};
 	int err;
 

@@ -28,6 +28,19 @@ static bool module_present(void)
 	return access("/dev/vmemexp", F_OK) == 0;
 }
 
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* @len from @p rounded out to whole pages: what a dma-buf of it holds. */
+static size_t whole_pages(const void *p, size_t len)
+{
+	uintptr_t page = page_size(), start = (uintptr_t)p;
+
+	return (start + len + page - 1) / page * page - start / page * page;
+}
+
 /* Maps @buf the way a peer would and returns the mapping. */
 static struct vms_mapping *peer_map(struct vms_buffer *buf, size_t len)
 {
@@ -39,6 +52,16 @@ static struct vms_mapping *peer_map(struct vms_buffer *buf, size_t len)
 	map = vms_mapping_create(vms_buffer_fd(buf), &frame);
 	VMT_ASSERT(map);
 	return map;
+}
+
+/* A peer's mapping of @buf shows pattern @seed from @base over @len bytes. */
+static void check_peer_sees(struct vms_buffer *buf, size_t len, size_t base,
+			    uint32_t seed)
+{
+	struct vms_mapping *map = peer_map(buf, len);
+
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, base, seed), -1);
+	vms_mapping_destroy(map);
 }
 
 static void context_flags(void)
@@ -88,24 +111,38 @@ static void export_bad_arguments(void)
 	VMT_ASSERT_EQ(errno, EINVAL);
 	VMT_ASSERT(!vms_buffer_export(NULL, &byte, 1, 0));
 	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_buffer_export(c, &byte, SIZE_MAX, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
 	VMT_ASSERT(!vms_buffer_alloc(c, 0));
 	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_frame_alloc(c, 0));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_frame_alloc(NULL, 1));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT(!vms_frame_alloc(c, SIZE_MAX));
+	VMT_ASSERT_EQ(errno, EINVAL);
 	vms_buffer_destroy(NULL);
+	vms_frame_free(c, NULL);
 	vms_context_destroy(c);
 }
 
-/* The default context: zero-copy through vmemexp where it is loaded. */
+/*
+ * Memory at any alignment, the caller accepting that peers get the whole
+ * first and last page: zero-copy through vmemexp where it is loaded, the
+ * fd holding those pages with the memory at its offset into the first.
+ * The consent is part of what makes an export the same one.
+ */
 static void export_malloc(void)
 {
 	struct vms_context *c = vms_context_create(0);
 	size_t len = 3 * 4096 + 5;
 	uint8_t *mem = malloc(len + 1);
 	struct vms_mapping *map;
-	struct vms_buffer *buf;
+	struct vms_buffer *buf, *again;
 
 	VMT_ASSERT(c && mem);
 	vmt_fill(mem + 1, len, 0, 1);
-	buf = vms_buffer_export(c, mem + 1, len, 0);
+	buf = vms_buffer_export(c, mem + 1, len, VMS_EXPORT_EXPOSE_WHOLE_PAGES);
 	VMT_ASSERT(buf);
 	VMT_ASSERT(vms_buffer_data(buf) == mem + 1);
 	VMT_ASSERT_EQ(vms_buffer_length(buf), len);
@@ -118,8 +155,20 @@ static void export_malloc(void)
 		vmt_note("path: vmemexp");
 		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_DMABUF);
 		VMT_ASSERT(!vms_buffer_copy_reason(buf));
+		VMT_ASSERT_EQ(vms_buffer_offset(buf),
+			      (uintptr_t)(mem + 1) % page_size());
+		VMT_ASSERT_EQ(vms_buffer_size(buf), whole_pages(mem + 1, len));
 		/* The peer's writes are in the malloc memory itself. */
 		VMT_ASSERT_EQ(vmt_check(mem + 1, len, 0, 2), -1);
+		again = vms_buffer_export(c, mem + 1, len,
+					  VMS_EXPORT_EXPOSE_WHOLE_PAGES);
+		VMT_ASSERT(again == buf);
+		vms_buffer_destroy(again);
+		/* Without the consent the same memory is no dma-buf. */
+		again = vms_buffer_export(c, mem + 1, len, 0);
+		VMT_ASSERT(again && again != buf);
+		VMT_ASSERT_EQ(vms_buffer_kind(again), VMS_BUFFER_MEMFD_COPY);
+		vms_buffer_destroy(again);
 	} else {
 		vmt_note("path: memfd copy");
 		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
@@ -134,6 +183,210 @@ static void export_malloc(void)
 	vms_buffer_destroy(buf);
 	vms_context_destroy(c);
 	free(mem);
+}
+
+/*
+ * Checks an export of [@p, @p + @len), memory that is not page-aligned,
+ * made without consent to expose whole pages: a copy that says why, on
+ * the host (where vmemexp is missing as well) and in the guest; and no
+ * buffer at all under VMS_EXPORT_ZERO_COPY.
+ */
+static void check_unaligned_copied(struct vms_context *c, uint8_t *p,
+				   size_t len)
+{
+	struct vms_mapping *map;
+	struct vms_buffer *buf;
+
+	vmt_fill(p, len, 0, 1);
+	buf = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
+	vmt_note("reason: %s", vms_buffer_copy_reason(buf));
+	VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "not page-aligned"));
+	VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "vms_frame_alloc()"));
+	VMT_ASSERT(strstr(vms_buffer_copy_reason(buf),
+			  "VMS_EXPORT_EXPOSE_WHOLE_PAGES"));
+	VMT_ASSERT_EQ(vms_buffer_offset(buf), 0);
+	/* The peer sees the memory, and only a copy of it. */
+	map = peer_map(buf, len);
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 1), -1);
+	vmt_fill(vms_mapping_plane(map, 0), len, 0, 2);
+	VMT_ASSERT_EQ(vmt_check(p, len, 0, 1), -1);
+	vms_mapping_destroy(map);
+	vms_buffer_destroy(buf);
+
+	errno = 0;
+	VMT_ASSERT(!vms_buffer_export(c, p, len, VMS_EXPORT_ZERO_COPY));
+	VMT_ASSERT_EQ(errno, module_present() ? EINVAL : ENODEV);
+}
+
+/* Without the consent an unaligned start or end is never exported. */
+static void unaligned_export_copies(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	size_t page = page_size(), len = 3 * 4096 + 5;
+	uint8_t *mem = malloc(len + 1);
+	uint8_t *pages = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	VMT_ASSERT(c && mem && pages != MAP_FAILED);
+	/* malloc's alignment is at most 16: mem + 1 never starts a page. */
+	check_unaligned_copied(c, mem + 1, len);
+	/* A page-aligned start ending inside a page. */
+	check_unaligned_copied(c, pages, page + 100);
+	/* Ending on a page, starting inside one. */
+	check_unaligned_copied(c, pages + 100, page - 100);
+	munmap(pages, 2 * page);
+	vms_context_destroy(c);
+	free(mem);
+}
+
+/*
+ * vms_frame_alloc() memory of a size that is no multiple of pages:
+ * page-aligned, zero-filled up to the end of its last page, and exported
+ * without any flag as a dma-buf of those whole pages, in which a peer
+ * sees the frame and the zeroes after it, and whose writes the frame
+ * shows.  A part of the block starting inside a page is exported too, at
+ * its offset.
+ */
+static void frame_alloc_zero_copy(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	size_t page = page_size(), len = 3 * 4096 + 5;
+	size_t size = (len + page - 1) / page * page;
+	struct vms_buffer *buf, *again, *part;
+	struct vms_mapping *map;
+	uint8_t *p, *seen;
+
+	VMT_ASSERT(c);
+	p = vms_frame_alloc(c, len);
+	VMT_ASSERT(p);
+	VMT_ASSERT_EQ((uintptr_t)p % page, 0);
+	for (size_t i = 0; i < size; i++)
+		VMT_ASSERT_EQ(p[i], 0);
+	vmt_fill(p, len, 0, 1);
+	buf = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_length(buf), len);
+	VMT_ASSERT_EQ(vms_buffer_offset(buf), 0);
+	VMT_ASSERT_EQ(vms_buffer_size(buf), size);
+	if (!module_present()) {
+		vmt_note("path: memfd copy");
+		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
+		VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "not available"));
+		VMT_ASSERT(!strstr(vms_buffer_copy_reason(buf), "page-aligned"));
+		vms_buffer_destroy(buf);
+		vms_frame_free(c, p);
+		vms_context_destroy(c);
+		return;
+	}
+	vmt_note("path: vmemexp");
+	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_DMABUF);
+	VMT_ASSERT(!vms_buffer_copy_reason(buf));
+	map = peer_map(buf, size);
+	seen = vms_mapping_plane(map, 0);
+	VMT_ASSERT_EQ(vmt_check(seen, len, 0, 1), -1);
+	for (size_t i = len; i < size; i++)
+		VMT_ASSERT_EQ(seen[i], 0);
+	vmt_fill(seen, len, 0, 2);
+	VMT_ASSERT_EQ(vmt_check(p, len, 0, 2), -1);
+	vms_mapping_destroy(map);
+
+	again = vms_buffer_export(c, p, len, VMS_EXPORT_ZERO_COPY);
+	VMT_ASSERT(again == buf);
+	vms_buffer_destroy(again);
+
+	part = vms_buffer_export(c, p + 100, 5000, VMS_EXPORT_ZERO_COPY);
+	VMT_ASSERT(part);
+	VMT_ASSERT_EQ(vms_buffer_kind(part), VMS_BUFFER_DMABUF);
+	VMT_ASSERT_EQ(vms_buffer_offset(part), 100);
+	VMT_ASSERT_EQ(vms_buffer_size(part), whole_pages(p + 100, 5000));
+	check_peer_sees(part, 5000, 100, 2);
+	vms_buffer_destroy(part);
+	vms_buffer_destroy(buf);
+	vms_frame_free(c, p);
+	vms_context_destroy(c);
+}
+
+/*
+ * Freed frame memory is unmapped: a peer holding its export keeps the
+ * frame's pages, and memory allocated later at the same address is
+ * exported afresh, never through the old dma-buf.
+ */
+static void frame_free_keeps_peers_pages(void)
+{
+	struct vms_context *c;
+	struct vms_buffer *old, *fresh;
+	size_t len = 5000;
+	uint8_t *p, *q;
+
+	if (!module_present())
+		vmt_skip("needs vmemexp.ko");
+	c = vms_context_create(0);
+	VMT_ASSERT(c);
+	p = vms_frame_alloc(c, len);
+	VMT_ASSERT(p);
+	vmt_fill(p, len, 0, 1);
+	old = vms_buffer_export(c, p, len, VMS_EXPORT_ZERO_COPY);
+	VMT_ASSERT(old);
+	vms_frame_free(c, p);
+	check_peer_sees(old, len, 0, 1);
+
+	q = vms_frame_alloc(c, len);
+	VMT_ASSERT(q);
+	vmt_fill(q, len, 0, 3);
+	fresh = vms_buffer_export(c, q, len, VMS_EXPORT_ZERO_COPY);
+	VMT_ASSERT(fresh && fresh != old);
+	check_peer_sees(fresh, len, 0, 3);
+	check_peer_sees(old, len, 0, 1);
+	vms_buffer_destroy(fresh);
+	vms_buffer_destroy(old);
+	vms_frame_free(c, q);
+	vms_context_destroy(c);
+}
+
+/* Whether @p lies in one of this process's mappings. */
+static bool is_mapped(const void *p)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long start, end;
+	char line[512];
+	bool found = false;
+
+	VMT_ASSERT(f);
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%lx-%lx", &start, &end) == 2 &&
+			(uintptr_t)p >= start && (uintptr_t)p < end;
+	fclose(f);
+	return found;
+}
+
+/*
+ * vms_frame_free() leaves alone what is not a block of its context, and
+ * vms_context_destroy() frees the blocks still allocated.
+ */
+static void frame_memory_lifetime(void)
+{
+	struct vms_context *c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	struct vms_context *other = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	size_t page = page_size();
+	uint8_t *kept, *mine;
+
+	VMT_ASSERT(c && other);
+	kept = vms_frame_alloc(c, 3 * page);
+	mine = vms_frame_alloc(other, 1);
+	VMT_ASSERT(kept && mine);
+	vms_frame_free(other, kept);
+	vms_frame_free(c, kept + page);
+	vms_frame_free(c, mine);
+	kept[3 * page - 1] = 1;
+	mine[page - 1] = 1;
+	vms_frame_free(other, mine);
+	VMT_ASSERT(!is_mapped(mine));
+	VMT_ASSERT(is_mapped(kept));
+	vms_context_destroy(c);
+	VMT_ASSERT(!is_mapped(kept));
+	vms_context_destroy(other);
 }
 
 /* A copy is sealed, refreshes on request, and never writes back. */
@@ -179,7 +432,7 @@ static void readonly_export(void)
 		struct vms_context *c =
 			vms_context_create(i ? VMS_CONTEXT_NO_MODULE : 0);
 		size_t len = 8192;
-		uint8_t *mem = malloc(len);
+		uint8_t *mem = vms_frame_alloc(c, len);
 		struct vms_buffer *buf;
 		struct vms_mapping *map;
 		void *writable;
@@ -188,6 +441,9 @@ static void readonly_export(void)
 		vmt_fill(mem, len, 0, 5);
 		buf = vms_buffer_export(c, mem, len, VMS_EXPORT_RDONLY);
 		VMT_ASSERT(buf);
+		VMT_ASSERT_EQ(vms_buffer_kind(buf),
+			      !i && module_present() ? VMS_BUFFER_DMABUF :
+						       VMS_BUFFER_MEMFD_COPY);
 		VMT_ASSERT(vms_buffer_is_readonly(buf));
 		VMT_ASSERT_EQ(fcntl(vms_buffer_fd(buf), F_GETFL) & O_ACCMODE,
 			      O_RDONLY);
@@ -200,8 +456,8 @@ static void readonly_export(void)
 		VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 5), -1);
 		vms_mapping_destroy(map);
 		vms_buffer_destroy(buf);
+		vms_frame_free(c, mem);
 		vms_context_destroy(c);
-		free(mem);
 	}
 }
 
@@ -226,12 +482,16 @@ static void alloc_is_zero_copy(void)
 	vms_context_destroy(c);
 }
 
-/* NV12 with its two planes at two places of one allocation. */
+/*
+ * NV12 with its two planes at two places of one block of frame memory,
+ * the first 10 bytes into it: zero-copy through vmemexp where it is
+ * loaded, at that offset.
+ */
 static void nv12_planes(void)
 {
 	struct vms_context *c = vms_context_create(0);
 	uint32_t w = 64, h = 32, stride = 64;
-	uint8_t *mem = malloc(stride * h * 2 + 100);
+	uint8_t *mem = vms_frame_alloc(c, stride * h * 2 + 100);
 	struct vms_range ranges[2] = {
 		{ mem + 10, (size_t)stride * h },
 		{ mem + 10 + stride * h + 50, (size_t)stride * h / 2 },
@@ -246,6 +506,10 @@ static void nv12_planes(void)
 	vmt_fill(mem + 10 + stride * h + 50, ranges[1].len, 0, 8);
 	buf = vms_buffer_export_planes(c, ranges, 2, 0);
 	VMT_ASSERT(buf);
+	if (module_present()) {
+		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_DMABUF);
+		VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 0), 10);
+	}
 	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 1) - vms_buffer_range_offset(buf, 0),
 		      stride * h + 50);
 	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 2), UINT64_MAX);
@@ -269,6 +533,50 @@ static void nv12_planes(void)
 	VMT_ASSERT_EQ(errno, EINVAL);
 	VMT_ASSERT(!vms_buffer_export_planes(c, ranges, 0, 0));
 	VMT_ASSERT_EQ(errno, EINVAL);
+	vms_frame_free(c, mem);
+	vms_context_destroy(c);
+}
+
+/*
+ * Planes in memory that is not page-aligned: what counts is the span
+ * from the first plane's start to the last one's end.  Copied with the
+ * reason unless the caller consents to exposing its whole first and last
+ * page; with the consent, a dma-buf with each plane at its offset.
+ */
+static void planes_not_page_aligned(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	size_t page = page_size(), y_len = 2 * page, uv_len = page;
+	uint8_t *mem = malloc(y_len + uv_len + 20);
+	struct vms_range ranges[2] = {
+		{ mem + 4, y_len }, { mem + 4 + y_len + 8, uv_len },
+	};
+	struct vms_buffer *buf;
+
+	VMT_ASSERT(c && mem);
+	buf = vms_buffer_export_planes(c, ranges, 2, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
+	VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "not page-aligned"));
+	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 1), y_len + 8);
+	vms_buffer_destroy(buf);
+	errno = 0;
+	VMT_ASSERT(!vms_buffer_export_planes(c, ranges, 2, VMS_EXPORT_ZERO_COPY));
+	VMT_ASSERT_EQ(errno, module_present() ? EINVAL : ENODEV);
+
+	buf = vms_buffer_export_planes(c, ranges, 2,
+				       VMS_EXPORT_EXPOSE_WHOLE_PAGES);
+	VMT_ASSERT(buf);
+	if (module_present()) {
+		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_DMABUF);
+		VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 0),
+			      (uintptr_t)(mem + 4) % page);
+		VMT_ASSERT_EQ(vms_buffer_size(buf),
+			      whole_pages(mem + 4, y_len + 8 + uv_len));
+	}
+	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 1) -
+		      vms_buffer_range_offset(buf, 0), y_len + 8);
+	vms_buffer_destroy(buf);
 	vms_context_destroy(c);
 	free(mem);
 }
@@ -391,15 +699,12 @@ static void check_reuse_until_remapped(struct vms_context *c, uint8_t *p,
 				       size_t len, struct vms_buffer *a)
 {
 	struct vms_buffer *b, *d;
-	struct vms_mapping *map;
 
 	/* Changed in place: the same dma-buf, and a peer sees the change. */
 	vmt_fill(p, len, 0, 2);
 	b = vms_buffer_export(c, p, len, 0);
 	VMT_ASSERT(b == a);
-	map = peer_map(b, len);
-	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 2), -1);
-	vms_mapping_destroy(map);
+	check_peer_sees(b, len, 0, 2);
 	vms_buffer_destroy(b);		/* a is still alive */
 	VMT_ASSERT_EQ(fcntl(vms_buffer_fd(a), F_GETFD) >= 0, 1);
 
@@ -414,13 +719,9 @@ static void check_reuse_until_remapped(struct vms_context *c, uint8_t *p,
 	vmt_fill(p, len, 0, 3);
 	b = vms_buffer_export(c, p, len, 0);
 	VMT_ASSERT(b && b != a);
-	map = peer_map(b, len);
-	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 3), -1);
-	vms_mapping_destroy(map);
+	check_peer_sees(b, len, 0, 3);
 	/* The stale export still holds the old pages for its holders. */
-	map = peer_map(a, len);
-	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 2), -1);
-	vms_mapping_destroy(map);
+	check_peer_sees(a, len, 0, 2);
 
 	/* Discarded pages are new pages too. */
 	VMT_ASSERT_OK(madvise(p, len, MADV_DONTNEED));
@@ -642,10 +943,15 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(context_flags),
 	VMT_TEST(export_bad_arguments),
 	VMT_TEST(export_malloc),
+	VMT_TEST(unaligned_export_copies),
+	VMT_TEST(frame_alloc_zero_copy),
+	VMT_TEST(frame_free_keeps_peers_pages),
+	VMT_TEST(frame_memory_lifetime),
 	VMT_TEST(fallback_copy),
 	VMT_TEST(readonly_export),
 	VMT_TEST(alloc_is_zero_copy),
 	VMT_TEST(nv12_planes),
+	VMT_TEST(planes_not_page_aligned),
 	VMT_TEST(describe_errors),
 	VMT_TEST(mapping_checks_fd_size),
 	VMT_TEST(module_refusal_falls_back),

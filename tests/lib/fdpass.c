@@ -2,8 +2,8 @@
 /*
  * The fd-passing demo as a test: it must verify every frame and report the
  * path it used, vmemexp where the module is loaded (with every consumer
- * acknowledgement visible in the producer's malloc memory) and the memfd
- * copy elsewhere.  The harness checks pins and fds afterwards.
+ * acknowledgement visible in the producer's own frame memory, from
+ * vms_frame_alloc()) and the memfd copy elsewhere.  The harness checks pins and fds afterwards.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +41,10 @@ static void demo_default_path(void)
 	VMT_ASSERT(strstr(out, "4 verified by the consumer, 0 bad"));
 	if (access("/dev/vmemexp", F_OK) == 0) {
 		VMT_ASSERT(strstr(out, "path: vmemexp: a dma-buf"));
-		VMT_ASSERT(strstr(out, "malloc memory: 4/4"));
+		VMT_ASSERT(strstr(out, "own frame memory: 4/4"));
 	} else {
 		VMT_ASSERT(strstr(out, "copied into a memfd"));
-		VMT_ASSERT(strstr(out, "malloc memory: 0/4"));
+		VMT_ASSERT(strstr(out, "own frame memory: 0/4"));
 	}
 }
 
@@ -54,7 +54,7 @@ static void demo_forced_fallback(void)
 
 	VMT_ASSERT_EQ(run_demo("--no-module", out, sizeof(out)), 0);
 	VMT_ASSERT(strstr(out, "copied into a memfd"));
-	VMT_ASSERT(strstr(out, "malloc memory: 0/4"));
+	VMT_ASSERT(strstr(out, "own frame memory: 0/4"));
 }
 
 static const struct vmt_test tests[] = {

@@ -20,7 +20,7 @@ static char valid[4 * PAGE] __attribute__((aligned(4096)));
 static struct vmemexp_export valid_args(void)
 {
 	return (struct vmemexp_export){
-		.addr = (uintptr_t)valid + 100,
+		.addr = (uintptr_t)valid + PAGE,
 		.len = 2 * PAGE,
 	};
 }
@@ -33,16 +33,53 @@ static void expect_errno(struct vmemexp_export e, int err)
 	close(dev);
 }
 
-static void valid_args_succeed(void)
+/* The export must succeed, with @e's range at @offset of @size bytes. */
+static void expect_export(struct vmemexp_export e, uint64_t offset,
+			  uint64_t size)
 {
-	struct vmemexp_export e = valid_args();
 	int dev = vmx_open();
 
 	VMT_ASSERT_OK(ioctl(dev, VMEMEXP_IOC_EXPORT, &e));
-	VMT_ASSERT_EQ(e.offset, ((uintptr_t)valid + 100) % PAGE);
-	VMT_ASSERT_EQ(e.size, 3 * PAGE);
+	VMT_ASSERT_EQ(e.offset, offset);
+	VMT_ASSERT_EQ(e.size, size);
 	close(e.fd);
 	close(dev);
+}
+
+static void valid_args_succeed(void)
+{
+	expect_export(valid_args(), 0, 2 * PAGE);
+}
+
+/*
+ * A range that does not start and end on a page boundary would hand the
+ * importer its neighbours in the first and last page (a malloc() chunk's
+ * header, another chunk): refused unless the exporter opts in.
+ */
+static void unaligned_start(void)
+{
+	struct vmemexp_export e = valid_args();
+
+	e.addr += 100;
+	e.len -= 100;
+	expect_errno(e, EINVAL);
+}
+
+static void unaligned_end(void)
+{
+	struct vmemexp_export e = valid_args();
+
+	e.len -= 1;
+	expect_errno(e, EINVAL);
+}
+
+static void unaligned_opted_in(void)
+{
+	struct vmemexp_export e = valid_args();
+
+	e.addr += 100;
+	e.flags = VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES;
+	expect_export(e, 100, 3 * PAGE);
 }
 
 static void len_zero(void)
@@ -67,6 +104,7 @@ static void page_rounding_wraps(void)
 
 	e.addr = UINT64_MAX - 100;
 	e.len = 50;
+	e.flags = VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES;
 	expect_errno(e, EINVAL);
 }
 
@@ -75,8 +113,11 @@ static void unknown_flags(void)
 	for (int bit = 0; bit < 32; bit++) {
 		struct vmemexp_export e = valid_args();
 
-		/* RDONLY, CLOEXEC, PFNMAP, TRACK: spelt out, not taken from the header. */
-		if (0xfu & 1u << bit)
+		/*
+		 * RDONLY, CLOEXEC, PFNMAP, TRACK, EXPOSE_WHOLE_PAGES: spelt
+		 * out, not taken from the header.
+		 */
+		if (0x1fu & 1u << bit)
 			continue;
 		e.flags = 1u << bit;
 		expect_errno(e, EINVAL);
@@ -380,6 +421,9 @@ static void cloexec_and_mode(void)
 
 static const struct vmt_test tests[] = {
 	VMT_TEST(valid_args_succeed),
+	VMT_TEST(unaligned_start),
+	VMT_TEST(unaligned_end),
+	VMT_TEST(unaligned_opted_in),
 	VMT_TEST(len_zero),
 	VMT_TEST(range_wraps),
 	VMT_TEST(page_rounding_wraps),

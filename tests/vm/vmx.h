@@ -24,9 +24,18 @@ static inline int vmx_open(void)
 	return fd;
 }
 
+/*
+ * Exports [addr, addr + len).  The data-path tests share ranges of any
+ * alignment, so an unaligned range opts in to exposing its whole first
+ * and last pages; export_errors checks the refusal without the flag.
+ */
 static inline int vmx_export(int dev, const void *addr, size_t len,
 			     uint32_t flags, struct vmemexp_export *out)
 {
+	uintptr_t page_mask = (uintptr_t)getpagesize() - 1;
+
+	if (((uintptr_t)addr | len) & page_mask)
+		flags |= VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES;
 	*out = (struct vmemexp_export){
 		.addr = (uintptr_t)addr,
 		.len = len,

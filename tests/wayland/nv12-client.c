@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nv12-client: shows one NV12 frame of malloc memory through
+ * nv12-client: shows one NV12 frame of process memory through
  * vms_wl_buffer_create() and prints what refcomp must read.
  *
- *   nv12-client
+ *   nv12-client [--unaligned | --expose-whole-pages]
+ *
+ * The frame is vms_frame_alloc() memory, which a dma-buf can share as it
+ * is.  --unaligned puts it 8 bytes into a malloc() block instead, which
+ * libvmshare must not hand the compositor with the neighbouring bytes
+ * around it (the wl_shm path, with the reason); --expose-whole-pages does
+ * the same with VMS_WL_EXPOSE_WHOLE_PAGES, the consent to that (a dma-buf
+ * in which the frame lies 8 bytes or more into its first page).
  *
  * No client in the tree draws NV12, so this one draws a fixed pattern of
  * odd height with padded rows (the layout vmshare.h documents: the UV
@@ -89,34 +96,43 @@ static void draw(uint8_t *frame, size_t len)
 		frame[i] = (uint8_t)(i * 7 + i / STRIDE * 13);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	size_t len = (size_t)STRIDE * HEIGHT + (size_t)STRIDE * ((HEIGHT + 1) / 2);
+	bool expose = argc > 1 && !strcmp(argv[1], "--expose-whole-pages");
+	bool in_malloc = expose || (argc > 1 && !strcmp(argv[1], "--unaligned"));
 	struct wl_display *display = wl_display_connect(NULL);
-	struct vms_context *ctx = NULL;
+	struct vms_context *ctx = vms_context_create(0);
 	struct vms_wl_buffer *buf = NULL;
 	struct wl_registry *registry;
 	struct wl_surface *surface;
 	struct vms_wl *wl = NULL;
-	uint8_t *frame;
+	uint8_t *alloc, *frame;
 	int status = 1;
 
-	if (!display) {
-		fprintf(stderr, "cannot connect to a Wayland compositor\n");
+	if (argc > 2 || (argc == 2 && !in_malloc)) {
+		fprintf(stderr, "usage: %s [--unaligned | --expose-whole-pages]\n",
+			argv[0]);
+		return 2;
+	}
+	if (!display || !ctx) {
+		fprintf(stderr, "cannot connect to a Wayland compositor, or no context\n");
 		return 1;
 	}
 	registry = wl_display_get_registry(display);
 	wl_registry_add_listener(registry, &registry_listener, NULL);
 	wl_display_roundtrip(display);
-	frame = malloc(len);
+	/* malloc's alignment is 16 at most: 8 bytes in is never a page. */
+	alloc = in_malloc ? malloc(len + 8) : vms_frame_alloc(ctx, len);
+	frame = in_malloc && alloc ? alloc + 8 : alloc;
 	if (!compositor || !frame) {
 		fprintf(stderr, "no wl_compositor, or no memory\n");
 		goto out;
 	}
 	draw(frame, len);
 
-	ctx = vms_context_create(0);
-	wl = ctx ? vms_wl_create(ctx, display, 0) : NULL;
+	wl = vms_wl_create(ctx, display,
+			   expose ? VMS_WL_EXPOSE_WHOLE_PAGES : 0);
 	buf = wl ? vms_wl_buffer_create(wl, frame, WIDTH, HEIGHT, STRIDE,
 					NV12) : NULL;
 	if (!buf) {
@@ -148,8 +164,11 @@ int main(void)
 out:
 	vms_wl_buffer_destroy(buf);
 	vms_wl_destroy(wl);
+	if (in_malloc)
+		free(alloc);
+	else
+		vms_frame_free(ctx, alloc);
 	vms_context_destroy(ctx);
-	free(frame);
 	if (compositor)
 		wl_compositor_destroy(compositor);
 	wl_registry_destroy(registry);

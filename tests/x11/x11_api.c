@@ -3,8 +3,8 @@
  * libvmshare's X11 API against a real X server (Xvfb, started by
  * tests/x11/run-x11-tests, which sets DISPLAY).  Runs on the host, where
  * exports are memfd copies and only vms_buffer_alloc() memory can be an
- * SHM segment, and in the guest, where malloc memory reaches the server as
- * a dma-buf.  Every test ends with a round trip after releasing its
+ * SHM segment, and in the guest, where vms_frame_alloc() memory reaches
+ * the server as a dma-buf and memory that is not page-aligned as a copy.  Every test ends with a round trip after releasing its
  * segments, so the server has unmapped them (and the dma-buf's pages are
  * unpinned) before the harness counts pins.
  */
@@ -266,9 +266,9 @@ static void memfd_segment(void)
 }
 
 /*
- * malloc memory with vmemexp: a dma-buf segment.  An SHM pixmap of it
- * shows what is written into the malloc memory with no request at all,
- * and what the server draws into the pixmap lands in the malloc memory.
+ * Frame memory with vmemexp: a dma-buf segment.  An SHM pixmap of it
+ * shows what is written into the memory with no request at all, and what
+ * the server draws into the pixmap lands in the memory.
  */
 static void dmabuf_segment(void)
 {
@@ -278,11 +278,13 @@ static void dmabuf_segment(void)
 	struct vms_buffer *buf;
 	xcb_pixmap_t pixmap;
 	xcb_rectangle_t rect = { 0, 0, W, H };
-	uint32_t *mem = malloc(stride * H);
+	uint32_t *mem;
 
 	if (!module_present())
 		vmt_skip("no /dev/vmemexp: exports are copies here");
 	setup(&f, VMS_CONTEXT_REQUIRE_MODULE, 0);
+	mem = vms_frame_alloc(f.ctx, stride * H);
+	VMT_ASSERT(mem);
 	fill((uint8_t *)mem, W, H, stride, 0);
 	buf = vms_buffer_export(f.ctx, mem, stride * H, 0);
 	VMT_ASSERT(buf);
@@ -302,7 +304,7 @@ static void dmabuf_segment(void)
 	for (size_t i = 0; i < W * H; i++)
 		if ((mem[i] & 0xffffff) != 0x123456)
 			vmt_fail(__FILE__, __LINE__,
-				 "malloc pixel %zu is %08x after the server filled the pixmap",
+				 "pixel %zu is %08x after the server filled the pixmap",
 				 i, mem[i]);
 	/* The pixmap keeps the server's mapping past the detach. */
 	VMT_ASSERT_EQ(vms_x11_image_detach(img), 0);
@@ -311,7 +313,7 @@ static void dmabuf_segment(void)
 	xcb_free_pixmap(f.conn, pixmap);
 	vms_x11_image_destroy(img);
 	vms_buffer_destroy(buf);
-	free(mem);
+	vms_frame_free(f.ctx, mem);
 	teardown(&f);
 }
 
@@ -322,11 +324,13 @@ static void readonly_segment(void)
 	struct vms_x11_image *img;
 	struct vms_buffer *buf;
 	xcb_pixmap_t pixmap;
-	void *mem = malloc(W * 4 * H);
+	void *mem;
 
 	if (!module_present())
 		vmt_skip("no /dev/vmemexp: a read-only copy is no segment");
 	setup(&f, VMS_CONTEXT_REQUIRE_MODULE, 0);
+	mem = vms_frame_alloc(f.ctx, W * 4 * H);
+	VMT_ASSERT(mem);
 	buf = vms_buffer_export(f.ctx, mem, W * 4 * H, VMS_EXPORT_RDONLY);
 	VMT_ASSERT(buf);
 	img = vms_x11_image_create(f.x11, buf, W, H, W * 4, 24);
@@ -337,11 +341,14 @@ static void readonly_segment(void)
 		      -EACCES);
 	vms_x11_image_destroy(img);
 	vms_buffer_destroy(buf);
-	free(mem);
+	vms_frame_free(f.ctx, mem);
 	teardown(&f);
 }
 
-/* The reasons the fallback gives, each with the pixels still right. */
+/*
+ * The reasons the fallback gives, each with the pixels still right.  The
+ * memory starts 4 bytes into a malloc() block, so never on a page.
+ */
 static void fallback(uint32_t ctx_flags, uint32_t x11_flags,
 		     const char *reason)
 {
@@ -350,7 +357,7 @@ static void fallback(uint32_t ctx_flags, uint32_t x11_flags,
 	struct vms_x11_image *img;
 	struct vms_buffer *buf;
 	xcb_pixmap_t pixmap;
-	void *mem = malloc(stride * H);
+	uint8_t *alloc = malloc(stride * H + 4), *mem = alloc + 4;
 
 	setup(&f, ctx_flags, x11_flags);
 	buf = vms_buffer_export(f.ctx, mem, stride * H, 0);
@@ -368,7 +375,7 @@ static void fallback(uint32_t ctx_flags, uint32_t x11_flags,
 		      -ENOTSUP);
 	vms_x11_image_destroy(img);
 	vms_buffer_destroy(buf);
-	free(mem);
+	free(alloc);
 	teardown(&f);
 }
 
@@ -381,6 +388,14 @@ static void fallback_no_module(void)
 {
 	fallback(VMS_CONTEXT_NO_MODULE, 0,
 		 "the buffer is a copy, not the memory: vmemexp is not available");
+}
+
+/* Memory that is not page-aligned is copied, so it is no segment. */
+static void fallback_not_page_aligned(void)
+{
+	if (!module_present())
+		vmt_skip("no /dev/vmemexp: every export is a copy here");
+	fallback(0, 0, "the buffer is a copy, not the memory: the memory is not page-aligned");
 }
 
 /* Only the host has no module at all: the library's own default. */
@@ -461,6 +476,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(readonly_segment),
 	VMT_TEST(fallback_no_shm),
 	VMT_TEST(fallback_no_module),
+	VMT_TEST(fallback_not_page_aligned),
 	VMT_TEST(fallback_host),
 	VMT_TEST(put_image_split),
 	VMT_TEST(dri3_absent),

@@ -31,16 +31,28 @@
  * for the same memory instead of exporting it again.
  */
 #define VMEMEXP_EXPORT_TRACK	0x8u
+/*
+ * Accept a range whose start or end is not page-aligned.  A dma-buf holds
+ * whole pages, so the importers then get all of the first and the last
+ * page, the bytes around the range included, with the access of the
+ * export: whatever else lives there (another malloc() chunk, the
+ * allocator's own chunk headers) is exposed to them.  Without this flag
+ * such a range is refused with EINVAL.
+ */
+#define VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES	0x10u
 
 #define VMEMEXP_EXPORT_VALID_FLAGS (VMEMEXP_EXPORT_RDONLY | \
 				    VMEMEXP_EXPORT_CLOEXEC | \
 				    VMEMEXP_EXPORT_PFNMAP | \
-				    VMEMEXP_EXPORT_TRACK)
+				    VMEMEXP_EXPORT_TRACK | \
+				    VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES)
 
 /**
  * struct vmemexp_export - argument of %VMEMEXP_IOC_EXPORT
- * @addr: in: start of the range in the caller's address space, any alignment.
- * @len: in: length of the range in bytes, greater than zero.
+ * @addr: in: start of the range in the caller's address space,
+ *	page-aligned unless VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES is given.
+ * @len: in: length of the range in bytes, greater than zero; @addr + @len
+ *	page-aligned unless VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES is given.
  * @flags: in: a combination of VMEMEXP_EXPORT_* flags; unknown bits are
  *	rejected with EINVAL.
  * @fd: out: the new dma-buf file descriptor; must be 0 on input.
