@@ -4,12 +4,20 @@
  * driver does and maps one attachment from two CPUs at once, to show that
  * the exporter lets exactly one of two racing maps succeed.
  *
- * /dev/vmemexp-test-importer takes one ioctl, VMEMEXP_TEST_MAP_RACE, with
- * struct vmemexp_test_map_race (tests/vm/attach_race.c): the dma-buf fd
+ * /dev/vmemexp-test-importer takes two ioctls (tests/vm/attach_race.c):
+ *
+ * VMEMEXP_TEST_MAP_RACE, with struct vmemexp_test_map_race: the dma-buf fd
  * and a number of rounds; it returns how many rounds both maps succeeded
  * in and how many neither did.  Linux 6.2 and later serialise maps under
- * the reservation lock, so the race exists only before; the module is
- * built for whatever kernel the tests run.  Not for production use.
+ * the reservation lock, so the race exists only before.
+ *
+ * VMEMEXP_TEST_MAP_ONCE, with struct vmemexp_test_map_once: maps the
+ * dma-buf once for a device whose segments may be as large as it likes
+ * (no limit of its own, as a GPU's), and returns the number of DMA
+ * segments, or the error.
+ *
+ * The module is built for whatever kernel the tests run.  Not for
+ * production use.
  */
 #include <linux/atomic.h>
 #include <linux/cpumask.h>
@@ -31,6 +39,13 @@ struct vmemexp_test_map_race {
 
 #define VMEMEXP_TEST_MAP_RACE _IOWR(0xB6, 0x40, struct vmemexp_test_map_race)
 
+struct vmemexp_test_map_once {
+	__s32 fd;
+	__u32 nr_segments;
+};
+
+#define VMEMEXP_TEST_MAP_ONCE _IOWR(0xB6, 0x42, struct vmemexp_test_map_once)
+
 struct test_mapper {
 	struct work_struct work;
 	struct dma_buf_attachment *attach;
@@ -39,6 +54,7 @@ struct test_mapper {
 };
 
 static struct miscdevice test_importer_misc;
+static struct device_dma_parameters test_importer_dma_parms;
 
 static struct sg_table *test_map(struct dma_buf_attachment *attach)
 {
@@ -131,12 +147,52 @@ out_put:
 	return ret;
 }
 
+static long test_map_once(struct vmemexp_test_map_once __user *uarg)
+{
+	struct vmemexp_test_map_once arg;
+	struct dma_buf_attachment *attach;
+	struct dma_buf *dmabuf;
+	struct sg_table *sgt;
+	long ret = 0;
+
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+	if (arg.nr_segments)
+		return -EINVAL;
+	dmabuf = dma_buf_get(arg.fd);
+	if (IS_ERR(dmabuf))
+		return PTR_ERR(dmabuf);
+	attach = dma_buf_attach(dmabuf, test_importer_misc.this_device);
+	if (IS_ERR(attach)) {
+		ret = PTR_ERR(attach);
+		goto out_put;
+	}
+	sgt = test_map(attach);
+	if (IS_ERR(sgt)) {
+		ret = PTR_ERR(sgt);
+	} else {
+		arg.nr_segments = sgt->nents;
+		test_unmap(attach, sgt);
+	}
+	dma_buf_detach(dmabuf, attach);
+	if (!ret && copy_to_user(uarg, &arg, sizeof(arg)))
+		ret = -EFAULT;
+out_put:
+	dma_buf_put(dmabuf);
+	return ret;
+}
+
 static long test_importer_ioctl(struct file *file, unsigned int cmd,
 				unsigned long arg)
 {
-	if (cmd != VMEMEXP_TEST_MAP_RACE)
+	switch (cmd) {
+	case VMEMEXP_TEST_MAP_RACE:
+		return test_map_race((void __user *)arg);
+	case VMEMEXP_TEST_MAP_ONCE:
+		return test_map_once((void __user *)arg);
+	default:
 		return -ENOTTY;
-	return test_map_race((void __user *)arg);
+	}
 }
 
 static const struct file_operations test_importer_fops = {
@@ -156,9 +212,15 @@ static int __init test_importer_init(void)
 
 	if (ret)
 		return ret;
-	/* A device that does DMA, as the importers this stands in for. */
-	ret = dma_coerce_mask_and_coherent(test_importer_misc.this_device,
-					   DMA_BIT_MASK(64));
+	/*
+	 * A device that does DMA, as the importers this stands in for, with
+	 * no segment limit of its own.
+	 */
+	test_importer_misc.this_device->dma_parms = &test_importer_dma_parms;
+	ret = dma_set_max_seg_size(test_importer_misc.this_device, UINT_MAX);
+	if (!ret)
+		ret = dma_coerce_mask_and_coherent(test_importer_misc.this_device,
+						   DMA_BIT_MASK(64));
 	if (ret)
 		misc_deregister(&test_importer_misc);
 	return ret;
