@@ -5,11 +5,13 @@
  * RLIMIT_MEMLOCK is charged to the user, so it holds for a user without
  * CAP_IPC_LOCK across execve(), across children that export and pass their
  * fds on, and across many processes at once; each case runs as a user of
- * its own.  And the largest export an administrator allows succeeds even
+ * its own.  The largest export an administrator allows succeeds even
  * when every page is a run of its own, without a warning from the page
- * allocator.
+ * allocator.  And pinned pages never stay in ZONE_MOVABLE
+ * (pinned_pages_leave_zone_movable, in a guest booted with movablecore=).
  */
 #include <grp.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -228,11 +230,82 @@ static void fragmented_largest_export(void)
 	close(dev);
 }
 
+/* The first page frame of ZONE_MOVABLE, from /proc/zoneinfo; 0 without. */
+static uint64_t movable_start_pfn(void)
+{
+	FILE *f = fopen("/proc/zoneinfo", "r");
+	char line[256];
+	bool movable = false;
+	uint64_t pfn = 0;
+
+	VMT_ASSERT(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Node", 4))
+			movable = strstr(line, "zone  Movable") != NULL;
+		else if (movable && sscanf(line, " start_pfn: %" SCNu64, &pfn) == 1)
+			break;
+	}
+	fclose(f);
+	return movable ? pfn : 0;
+}
+
+/* How many of @pages at @p are backed by frames at or above @pfn. */
+static unsigned long pages_above(const char *p, unsigned long pages,
+				 uint64_t pfn)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	unsigned long n = 0;
+	uint64_t entry;
+
+	VMT_ASSERT_OK(fd);
+	for (unsigned long i = 0; i < pages; i++) {
+		off_t at = (off_t)(((uintptr_t)p / PAGE + i) * sizeof(entry));
+
+		VMT_ASSERT_EQ(pread(fd, &entry, sizeof(entry), at),
+			      (ssize_t)sizeof(entry));
+		VMT_ASSERT(entry >> 63);	/* present */
+		n += (entry & ((1ull << 55) - 1)) >= pfn;
+	}
+	close(fd);
+	return n;
+}
+
+/*
+ * FOLL_LONGTERM migrates pages out of ZONE_MOVABLE before pinning them, so
+ * a long-lived export never blocks hot-unplug or compaction there; the
+ * exporter's page tables then show the new frames.
+ */
+static void pinned_pages_leave_zone_movable(void)
+{
+	unsigned long pages = 16384, before, after;
+	uint64_t movable = movable_start_pfn();
+	struct vmemexp_export e;
+	int dev = vmx_open();
+	char *p;
+
+	if (!movable)
+		vmt_skip("no ZONE_MOVABLE (boot with movablecore=)");
+	p = fresh_memory(pages);
+	before = pages_above(p, pages, movable);
+	vmt_note("%lu of %lu pages in ZONE_MOVABLE before the export", before,
+		 pages);
+	if (!before)
+		vmt_skip("the memory did not come from ZONE_MOVABLE");
+	vmx_export_ok(dev, p, pages * PAGE, VMEMEXP_EXPORT_CLOEXEC, &e);
+	after = pages_above(p, pages, movable);
+	vmt_note("%lu after", after);
+	VMT_ASSERT_EQ(after, 0);
+	close(e.fd);
+	munmap(p, pages * PAGE);
+	close(dev);
+}
+
 static const struct vmt_test tests[] = {
 	VMT_TEST(memlock_across_exec),
 	VMT_TEST(memlock_fork_and_pass),
 	VMT_TEST(memlock_many_processes),
 	VMT_TEST(fragmented_largest_export),
+	VMT_TEST(pinned_pages_leave_zone_movable),
 };
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
  * kind of memory, for unaligned ranges from 1 byte to 64 MiB, across several
  * VMAs, after the exporter exits, and across fork.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -463,6 +464,45 @@ static void survives_munmap(void)
 	close(dev);
 }
 
+/*
+ * The file shrinks or loses pages under the export (a memfd truncated, a
+ * hole punched into it): the pin keeps the pages, so the dma-buf goes on
+ * showing the old contents while the file shows the new ones, and
+ * nothing is freed under a holder of the fd.
+ */
+static void survives_truncate_and_punch_hole(void)
+{
+	size_t len = 64 * PAGE;
+	int memfd = memfd_create("export_share", MFD_CLOEXEC);
+	struct vmemexp_export e;
+	int dev = vmx_open();
+	uint8_t *p, *map, page[PAGE];
+
+	VMT_ASSERT_OK(memfd);
+	VMT_ASSERT_OK(ftruncate(memfd, (off_t)len));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	VMT_ASSERT(p != MAP_FAILED);
+	vmt_fill(p, len, 0, 41);
+	vmx_export_ok(dev, p, len, 0, &e);
+	munmap(p, len);
+
+	VMT_ASSERT_OK(fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				0, 16 * PAGE));
+	VMT_ASSERT_EQ(pread(memfd, page, PAGE, 0), (ssize_t)PAGE);
+	VMT_ASSERT_EQ(page[0] | page[PAGE - 1], 0);
+	VMT_ASSERT_OK(ftruncate(memfd, 0));
+
+	map = mmap(NULL, e.size, PROT_READ | PROT_WRITE, MAP_SHARED, e.fd, 0);
+	VMT_ASSERT(map != MAP_FAILED);
+	VMT_ASSERT_EQ(vmt_check(map, len, 0, 41), -1);
+	vmt_fill(map, len, 0, 42);
+	VMT_ASSERT_EQ(vmt_check(map, len, 0, 42), -1);
+	munmap(map, e.size);
+	close(e.fd);
+	close(memfd);
+	close(dev);
+}
+
 static void fork_case(uint8_t *mem, size_t len)
 {
 	struct vmemexp_export e;
@@ -533,6 +573,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(several_vmas),
 	VMT_TEST(survives_exporter_exit),
 	VMT_TEST(survives_munmap),
+	VMT_TEST(survives_truncate_and_punch_hole),
 	VMT_TEST(fork_after_export),
 };
 
