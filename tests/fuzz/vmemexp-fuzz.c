@@ -620,10 +620,12 @@ static void op_export_arena(void)
  * names the first page, in address order, that cannot be exported.
  * Read-only anonymous memory that was never written is the zero page,
  * which not even a read-only export may hand out; write-only memory has
- * no VM_READ.
+ * no VM_READ.  With @copies, as on 6.12 (not 6.1), GUP unshares the zero page
+ * for a read-only long-term pin instead, and a read-only export of such
+ * memory exports the exporter's fresh copy.
  */
 static int predict_private(size_t first, size_t last, bool writable,
-			   bool *all_coherent)
+			   bool copies, bool *all_coherent)
 {
 	*all_coherent = true;
 	for (size_t i = first; i <= last; i++) {
@@ -632,8 +634,12 @@ static int predict_private(size_t first, size_t last, bool writable,
 			return EFAULT;
 		case PK_DMABUF:
 			return EPERM;
-		case PK_NONE:
 		case PK_ANON_RO:
+			if (writable || !copies)
+				return EACCES;
+			*all_coherent = false;
+			break;
+		case PK_NONE:
 		case PK_ANON_WO:
 			return EACCES;
 		case PK_MEMFD_SHARED_RO:
@@ -663,7 +669,8 @@ static void op_export_private(void)
 		.flags = export_flags() | (chance(2) ? TRACK : 0),
 	};
 	struct vmemexp_export out;
-	bool writable = !(in.flags & VMEMEXP_EXPORT_RDONLY), coherent;
+	bool writable = !(in.flags & VMEMEXP_EXPORT_RDONLY), coherent, copied;
+	unsigned int allowed;
 	int predicted, err;
 	char what[96];
 
@@ -671,10 +678,15 @@ static void op_export_private(void)
 		last = PRIV_PAGES - 1;
 	in.addr = (uintptr_t)self->priv + first * PAGE + in_page;
 	in.len = (last - first) * PAGE + 1 + below(PAGE - in_page);
-	predicted = predict_private(first, last, writable, &coherent);
+	predicted = predict_private(first, last, writable, false, &coherent);
+	allowed = (1u << result_bit(predicted)) | R_ENOMEM |
+		  (1u << result_bit(predict_private(first, last, writable,
+						     true, &copied)));
 	if (!(in.flags & VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES) &&
-	    ((in.addr | (in.addr + in.len)) & (PAGE - 1)))
+	    ((in.addr | (in.addr + in.len)) & (PAGE - 1))) {
 		predicted = EINVAL;
+		allowed = R_EINVAL;
+	}
 	snprintf(what, sizeof(what), "private pages %zu..%zu flags %#x",
 		 first, last, in.flags);
 	if (predicted == 0 && coherent && writable)
@@ -683,9 +695,7 @@ static void op_export_private(void)
 				 (uint32_t)self->op_index);
 
 	err = export(&in, &out);
-	if (!check_result(OP_EXPORT_PRIVATE, err,
-			  (1u << result_bit(predicted)) |
-			  (predicted == EINVAL ? 0 : R_ENOMEM), what) || err) {
+	if (!check_result(OP_EXPORT_PRIVATE, err, allowed, what) || err) {
 		if (!err)
 			close(out.fd);
 		return;
