@@ -217,10 +217,10 @@ static int __init test_importer_init(void)
 	 * no segment limit of its own.
 	 */
 	test_importer_misc.this_device->dma_parms = &test_importer_dma_parms;
-	ret = dma_set_max_seg_size(test_importer_misc.this_device, UINT_MAX);
-	if (!ret)
-		ret = dma_coerce_mask_and_coherent(test_importer_misc.this_device,
-						   DMA_BIT_MASK(64));
+	/* It cannot fail with dma_parms set (6.12 made it return void). */
+	dma_set_max_seg_size(test_importer_misc.this_device, UINT_MAX);
+	ret = dma_coerce_mask_and_coherent(test_importer_misc.this_device,
+					   DMA_BIT_MASK(64));
 	if (ret)
 		misc_deregister(&test_importer_misc);
 	return ret;
