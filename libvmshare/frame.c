@@ -31,9 +31,17 @@ const struct vms_format *vms_format_lookup(uint32_t fourcc)
 	return NULL;
 }
 
-static uint32_t plane_dim(uint32_t dim, uint32_t plane, uint32_t sub)
+/*
+ * Far beyond any display or codec (DRM allows 16384), and small enough that
+ * no size computed from it comes near overflowing 64 bits.  Opaque byte
+ * buffers (fourcc 0) count their width in bytes and are not capped.
+ */
+#define VMS_MAX_DIMENSION (1u << 16)
+
+/* In 64 bits: (0xffffffff + 1) / 2 in 32 would be a chroma plane of 0 rows. */
+static uint64_t plane_dim(uint32_t dim, uint32_t plane, uint32_t sub)
 {
-	return plane ? (dim + sub - 1) / sub : dim;
+	return plane ? ((uint64_t)dim + sub - 1) / sub : dim;
 }
 
 int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size)
@@ -46,9 +54,12 @@ int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size)
 	    !frame->height || frame->reserved ||
 	    (frame->flags & ~(uint32_t)VMS_FRAME_RDONLY))
 		return -EBADMSG;
+	if (fmt->fourcc && (frame->width > VMS_MAX_DIMENSION ||
+			    frame->height > VMS_MAX_DIMENSION))
+		return -EBADMSG;
 
 	for (uint32_t i = 0; i < fmt->n_planes; i++) {
-		uint64_t row = (uint64_t)plane_dim(frame->width, i, fmt->hsub) *
+		uint64_t row = plane_dim(frame->width, i, fmt->hsub) *
 			       fmt->cpp[i];
 		uint64_t rows = plane_dim(frame->height, i, fmt->vsub);
 		uint64_t offset = frame->plane_offsets[i];
@@ -74,7 +85,7 @@ uint64_t vms_format_layout(const struct vms_format *fmt, uint32_t height,
 		strides[i] = i ? (uint32_t)((uint64_t)stride * fmt->cpp[i] /
 					    fmt->cpp[0] / fmt->hsub) : stride;
 		plane_offsets[i] = next;
-		next += (uint64_t)plane_dim(height, i, fmt->vsub) * strides[i];
+		next += plane_dim(height, i, fmt->vsub) * strides[i];
 	}
 	return next;
 }

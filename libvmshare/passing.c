@@ -6,10 +6,13 @@
  * neither leak fds into us nor make us map beyond an object's end.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "private.h"
@@ -241,6 +244,25 @@ static int receive_message(struct receiver *r, struct vms_wire_message *msg)
 	return ret < 0 ? ret : msg->header.count;
 }
 
+/*
+ * Only an fd whose size cannot change under the receiver: a dma-buf, or a
+ * memfd sealed against shrinking.  Anything else (an unsealed memfd, a
+ * file) the sender can truncate after the size check, and the receiver's
+ * next read of its mapping is a SIGBUS.
+ */
+static int check_fd_kind(int fd)
+{
+	struct statfs sfs;
+	int seals;
+
+	if (fstatfs(fd, &sfs) < 0)
+		return -errno;
+	if (sfs.f_type == DMA_BUF_MAGIC)
+		return 0;
+	seals = fcntl(fd, F_GET_SEALS);
+	return seals >= 0 && (seals & F_SEAL_SHRINK) ? 0 : -EBADMSG;
+}
+
 static int check_frames(const struct vms_frame *frames, const int *fds,
 			size_t count)
 {
@@ -248,6 +270,9 @@ static int check_frames(const struct vms_frame *frames, const int *fds,
 		struct stat st;
 		int ret;
 
+		ret = check_fd_kind(fds[i]);
+		if (ret)
+			return ret;
 		if (fstat(fds[i], &st) < 0)
 			return -errno;
 		ret = vms_frame_check(&frames[i], (uint64_t)st.st_size);

@@ -338,8 +338,10 @@ int vms_send_buffers(int sock, const struct vms_frame *frames,
 
 /**
  * Receives one message sent by vms_send().  Every frame is checked against
- * its fd (the fd's real size, offsets, strides, format) before it is
- * returned.  On any error every fd that arrived is closed.
+ * its fd (the fd's real size, offsets, strides, format, dimensions up to
+ * 65536 pixels) before it is returned, and every fd must be one whose size
+ * the sender cannot change: a dma-buf, or a memfd sealed with
+ * F_SEAL_SHRINK.  On any error every fd that arrived is closed.
  *
  * @param frames  room for @p max frames
  * @param fds     room for @p max fds; on success the caller owns them
@@ -347,9 +349,9 @@ int vms_send_buffers(int sock, const struct vms_frame *frames,
  *         between messages, or a negative errno: ECONNRESET (closed
  *         mid-message), EPROTO (not a vmshare message, unknown version),
  *         EMSGSIZE (more frames than @p max, or fds were truncated),
- *         EBADMSG (fds missing or in excess, or a frame that does not fit
- *         its own description), EOVERFLOW (a frame claims more than its fd
- *         holds)
+ *         EBADMSG (fds missing or in excess, an fd that could shrink,
+ *         or a frame that does not fit its own description), EOVERFLOW (a
+ *         frame claims more than its fd holds)
  */
 int vms_recv(int sock, struct vms_frame *frames, int *fds, size_t max);
 

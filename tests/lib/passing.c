@@ -18,6 +18,7 @@
 #include "vmtest.h"
 
 #define XRGB8888 0x34325258u
+#define NV12 0x3231564eu
 
 /* The wire layout, spelled out as a hostile peer would. */
 struct wire_header {
@@ -195,6 +196,73 @@ REFUSAL_TEST(zero_width, 1, EBADMSG, m.frames[0].width = 0)
 REFUSAL_TEST(unknown_frame_flag, 1, EBADMSG, m.frames[0].flags = 2)
 REFUSAL_TEST(nonzero_reserved, 1, EBADMSG, m.frames[0].reserved = 1)
 REFUSAL_TEST(stray_unused_plane, 1, EBADMSG, m.frames[0].strides[3] = 4)
+
+/*
+ * An fd the sender can shrink after the check (an unsealed memfd): the
+ * receiver's first read past the new end would be a SIGBUS.
+ */
+static void shrinkable_fd_refused(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	int memfd = memfd_create("passing", MFD_CLOEXEC);
+
+	VMT_ASSERT_OK(memfd);
+	VMT_ASSERT_OK(ftruncate(memfd, (off_t)m.frames[0].size));
+	for (int type = 0; type < 2; type++) {
+		int sv[2], fds[VMS_MAX_FRAMES], before;
+		struct vms_frame got[VMS_MAX_FRAMES];
+
+		pair(type ? SOCK_SEQPACKET : SOCK_STREAM, sv);
+		send_raw(sv[0], &m, ONE_FRAME, memfd, 1);
+		before = vmt_count_fds();
+		VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES),
+			      -EBADMSG);
+		VMT_ASSERT_EQ(vmt_count_fds(), before);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	close(memfd);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/*
+ * NV12 of height 0xffffffff over a sparse, sealed 1 TiB memfd: in 32 bits
+ * the chroma plane had (0xffffffff + 1) / 2 = 0 rows, so its offset was
+ * never checked.  Dimensions past 65536 are refused outright.
+ */
+static void huge_height_refused(void)
+{
+	struct message m = {
+		.header = { WIRE_MAGIC, 1, 1, sizeof(struct vms_frame), 0 },
+	};
+	int memfd = memfd_create("passing", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+	struct vms_frame got[VMS_MAX_FRAMES];
+
+	VMT_ASSERT_OK(memfd);
+	VMT_ASSERT_OK(ftruncate(memfd, 1ll << 40));
+	VMT_ASSERT_OK(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK));
+	m.frames[0] = (struct vms_frame){
+		.size = 1ull << 40,
+		.width = 64,
+		.height = 0xffffffffu,
+		.fourcc = NV12,
+		.n_planes = 2,
+		.plane_offsets = { 0, 1ull << 39 },
+		.strides = { 64, 64 },
+	};
+	pair(SOCK_STREAM, sv);
+	send_raw(sv[0], &m, ONE_FRAME, memfd, 1);
+	before = vmt_count_fds();
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EBADMSG);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	close(sv[0]);
+	close(sv[1]);
+	close(memfd);
+}
 
 /* The control case must really succeed, or the refusals prove nothing. */
 static void good_message_accepted(void)
@@ -389,6 +457,8 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(seqpacket_one),
 	VMT_TEST(seqpacket_many),
 	VMT_TEST(good_message_accepted),
+	VMT_TEST(shrinkable_fd_refused),
+	VMT_TEST(huge_height_refused),
 	VMT_TEST(bad_magic),
 	VMT_TEST(unknown_version),
 	VMT_TEST(other_frame_size),
