@@ -46,13 +46,20 @@ size_t vms_round_up_to_pages(size_t len)
 	return (len + page - 1) / page * page;
 }
 
+/*
+ * EAGAIN: vmemexp could not migrate pages out of ZONE_MOVABLE or CMA for
+ * the pin, and DMA_BUF_IOCTL_SYNC may meet a busy fence; both pass.  A few
+ * tries, then the caller hears of it.
+ */
+#define VMS_IOCTL_EAGAIN_TRIES 3
+
 int vms_ioctl(int fd, unsigned long request, void *arg)
 {
-	int ret;
+	int ret, again = VMS_IOCTL_EAGAIN_TRIES;
 
 	do
 		ret = ioctl(fd, request, arg);
-	while (ret < 0 && errno == EINTR);
+	while (ret < 0 && (errno == EINTR || (errno == EAGAIN && --again)));
 	return ret < 0 ? -errno : ret;
 }
 

@@ -172,6 +172,19 @@ static int copy_to_memfd(struct vms_buffer *buf, const char *why)
 	}
 	memcpy(buf->memfd_map, buf->data, buf->len);
 	if (buf->rdonly) {
+		/*
+		 * An O_RDONLY fd alone is not enough: a peer reopens it
+		 * read-write through /proc/self/fd.  The seal refuses every
+		 * write and writable mapping from now on, except ours, made
+		 * before it, through which vms_buffer_refresh() copies.
+		 */
+		if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0) {
+			ret = -errno;
+			munmap(buf->memfd_map, size);
+			buf->memfd_map = NULL;
+			close(fd);
+			return ret;
+		}
 		ret = reopen_rdonly(fd);
 		close(fd);
 		if (ret < 0) {
@@ -190,6 +203,17 @@ static int copy_to_memfd(struct vms_buffer *buf, const char *why)
 	vms_log(buf->ctx, "%zu bytes at %p: %s", buf->len, buf->data,
 		buf->copy_reason);
 	return 0;
+}
+
+/*
+ * Whether a copy can stand in for the memory after the module answered
+ * -@err.  Not for a hole in the range (EFAULT: the copy would fault inside
+ * the library), nor for a range over the module's size cap (E2BIG: a
+ * silent copy of more than a GiB); the caller gets those errors.
+ */
+static bool copy_is_sound(int err)
+{
+	return err != -EFAULT && err != -E2BIG;
 }
 
 static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
@@ -227,7 +251,7 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 		ret = -EINVAL;
 	else
 		ret = export_vmemexp(buf, &e, flags, track);
-	if (ret < 0 && !(flags & VMS_EXPORT_ZERO_COPY)) {
+	if (ret < 0 && !(flags & VMS_EXPORT_ZERO_COPY) && copy_is_sound(ret)) {
 		/*
 		 * Without the module the alignment changes nothing yet, but
 		 * such a range stays a copy where the module is: say so now.

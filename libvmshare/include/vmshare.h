@@ -111,7 +111,10 @@ enum vms_export_flags {
  * dma-buf of the very pages; where the module is missing or refuses the
  * memory (a driver mapping, over RLIMIT_MEMLOCK...), the data is copied
  * into a sealed memfd instead, unless VMS_EXPORT_ZERO_COPY is given.
- * vms_buffer_kind() says which, and vms_buffer_copy_reason() why.
+ * vms_buffer_kind() says which, and vms_buffer_copy_reason() why.  A copy
+ * of a read-only export is sealed against every write.  No copy is made
+ * where it could not stand in for the memory: a range with a hole
+ * (EFAULT) or larger than the module allows (E2BIG) fails.
  *
  * A dma-buf holds whole pages, so only a range whose start and end are
  * page-aligned, or that lies in memory from vms_frame_alloc(), is
@@ -133,9 +136,10 @@ enum vms_export_flags {
  * @param len    length in bytes, greater than zero
  * @param flags  a combination of enum vms_export_flags
  * @return the buffer, or NULL with errno set: EINVAL for bad arguments,
- *         and with VMS_EXPORT_ZERO_COPY EINVAL for a range that is not
- *         page-aligned (see above) or whatever vmemexp refused with
- *         (EFAULT, EACCES, EPERM, ENOMEM, E2BIG, ENODEV when missing)
+ *         EFAULT or E2BIG from vmemexp (above), and with
+ *         VMS_EXPORT_ZERO_COPY EINVAL for a range that is not page-aligned
+ *         (see above) or whatever vmemexp refused with (EACCES, EPERM,
+ *         ENOMEM, ENOSPC, EAGAIN, ENODEV when missing)
  */
 struct vms_buffer *vms_buffer_export(struct vms_context *ctx, const void *ptr,
 				     size_t len, uint32_t flags);

@@ -426,6 +426,31 @@ static void fallback_copy(void)
 }
 
 /* Read-only, by either path: the peer gets an fd it cannot map writable. */
+/*
+ * The O_RDONLY fd of a read-only copy reopened read-write through /proc,
+ * as a peer can: no write and no writable mapping may succeed, while the
+ * exporter's vms_buffer_refresh() still updates the copy.
+ */
+static void copy_stays_readonly(struct vms_buffer *buf,
+				struct vms_mapping *map, uint8_t *mem,
+				size_t len)
+{
+	char path[64];
+	int rw;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", vms_buffer_fd(buf));
+	rw = open(path, O_RDWR | O_CLOEXEC);
+	VMT_ASSERT_OK(rw);
+	VMT_ASSERT_ERRNO(write(rw, "x", 1), EPERM);
+	VMT_ASSERT(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw,
+			0) == MAP_FAILED);
+	VMT_ASSERT_EQ(errno, EPERM);
+	close(rw);
+	vmt_fill(mem, len, 0, 6);
+	VMT_ASSERT_OK(vms_buffer_refresh(buf));
+	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 6), -1);
+}
+
 static void readonly_export(void)
 {
 	for (int i = 0; i < 2; i++) {
@@ -454,6 +479,8 @@ static void readonly_export(void)
 		map = peer_map(buf, len);
 		VMT_ASSERT(vms_mapping_is_readonly(map));
 		VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 5), -1);
+		if (vms_buffer_kind(buf) == VMS_BUFFER_MEMFD_COPY)
+			copy_stays_readonly(buf, map, mem, len);
 		vms_mapping_destroy(map);
 		vms_buffer_destroy(buf);
 		vms_frame_free(c, mem);
@@ -638,6 +665,52 @@ static void module_refusal_falls_back(void)
 	VMT_ASSERT(!vms_buffer_export(c, ro, 4096, VMS_EXPORT_ZERO_COPY));
 	VMT_ASSERT_EQ(errno, EACCES);
 	munmap(ro, 4096);
+	vms_context_destroy(c);
+}
+
+static int set_max_export_bytes(const char *value)
+{
+	int fd = open("/sys/module/vmemexp/parameters/max_export_bytes",
+		      O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, value, strlen(value));
+	close(fd);
+	return n == (ssize_t)strlen(value) ? 0 : -1;
+}
+
+/*
+ * Where a copy cannot stand in for the memory, the module's error is the
+ * answer: a range with a hole (the copy crashed in the library's memcpy)
+ * and a range over max_export_bytes (a silent copy of any size).
+ */
+static void no_copy_where_unsound(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	uint8_t *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (!module_present())
+		vmt_skip("needs vmemexp.ko");
+	VMT_ASSERT(c && p != MAP_FAILED);
+	VMT_ASSERT_OK(munmap(p + 4096, 4096));
+	errno = 0;
+	VMT_ASSERT(!vms_buffer_export(c, p, 3 * 4096, 0));
+	VMT_ASSERT_EQ(errno, EFAULT);
+	munmap(p, 3 * 4096);
+
+	p = mmap(NULL, 8 * 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	VMT_ASSERT(p != MAP_FAILED);
+	memset(p, 1, 8 * 4096);
+	VMT_ASSERT_OK(set_max_export_bytes("16384"));
+	errno = 0;
+	VMT_ASSERT(!vms_buffer_export(c, p, 8 * 4096, 0));
+	VMT_ASSERT_EQ(errno, E2BIG);
+	VMT_ASSERT_OK(set_max_export_bytes("1073741824"));
+	munmap(p, 8 * 4096);
 	vms_context_destroy(c);
 }
 
@@ -955,6 +1028,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(describe_errors),
 	VMT_TEST(mapping_checks_fd_size),
 	VMT_TEST(module_refusal_falls_back),
+	VMT_TEST(no_copy_where_unsound),
 	VMT_TEST(export_again_reuses_until_remapped),
 	VMT_TEST(export_again_without_status_page),
 	VMT_TEST(export_again_when_only_status_page_fails),
