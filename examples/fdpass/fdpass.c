@@ -142,7 +142,8 @@ static pid_t start_consumer(const char *self, int *sock)
 
 		/* The consumer's end must survive exec: a dup is not CLOEXEC. */
 		snprintf(arg, sizeof(arg), "%d", dup(sv[1]));
-		execl(self, self, "--consumer", arg, (char *)NULL);
+		/* argv[0] is only a name when started from PATH. */
+		execl("/proc/self/exe", self, "--consumer", arg, (char *)NULL);
 		perror("exec consumer");
 		_exit(127);
 	}
