@@ -199,5 +199,5 @@ VMS_EXPORT bool vms_context_has_module(const struct vms_context *ctx)
 
 VMS_EXPORT int vms_context_module_status(const struct vms_context *ctx)
 {
-	return ctx->module_status;
+	return -ctx->module_status;
 }

@@ -93,7 +93,9 @@ static int export_vmemexp(struct vms_buffer *buf, struct vmemexp_export *e,
 	int ret;
 
 	e->flags |= VMEMEXP_EXPORT_CLOEXEC |
-		    (track && !buf->ctx->no_track ? VMEMEXP_EXPORT_TRACK : 0) |
+		    (track && !atomic_load_explicit(&buf->ctx->no_track,
+						    memory_order_relaxed) ?
+		     VMEMEXP_EXPORT_TRACK : 0) |
 		    (flags & VMS_EXPORT_RDONLY ? VMEMEXP_EXPORT_RDONLY : 0) |
 		    (flags & VMS_EXPORT_CARVEOUT ? VMEMEXP_EXPORT_PFNMAP : 0);
 	ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, e);
@@ -121,7 +123,8 @@ static int export_vmemexp(struct vms_buffer *buf, struct vmemexp_export *e,
 		e->flags &= ~VMEMEXP_EXPORT_TRACK;
 		ret = vms_ioctl(buf->ctx->vmemexp_fd, VMEMEXP_IOC_EXPORT, e);
 		if (ret == 0) {
-			buf->ctx->no_track = true;
+			atomic_store_explicit(&buf->ctx->no_track, true,
+					      memory_order_relaxed);
 			vms_log(buf->ctx, "vmemexp cannot track exports: "
 				"exports of the same memory are not reused");
 		}

@@ -4,6 +4,7 @@
 #define VMS_PRIVATE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "vmshare.h"
@@ -23,7 +24,8 @@ struct vms_context {
 	struct vms_buffer *reusable;
 	/* Live memory of vms_frame_alloc(), whose pages hold nothing else. */
 	struct vms_frame_block *frame_blocks;
-	bool no_track;		/* the module predates VMEMEXP_EXPORT_TRACK */
+	/* The module predates VMEMEXP_EXPORT_TRACK; set by any exporting thread. */
+	atomic_bool no_track;
 	/*
 	 * vmemexp's status page of @vmemexp_fd, mapped read-only, or NULL
 	 * (an older module): a tracked export's word there reads 0 while it

@@ -434,7 +434,7 @@ static const char *display_check(struct shim_display *sd)
 		shim.ctx = vms_context_create(0);
 	if (!shim.ctx || !vms_context_has_module(shim.ctx)) {
 		shim_log("vmemexp: %s", strerror(shim.ctx ?
-			 vms_context_module_status(shim.ctx) : errno));
+			 -vms_context_module_status(shim.ctx) : errno));
 		return "vmemexp is not available";
 	}
 	shim_log("wl_display %p: zwp_linux_dmabuf_v1 v%u, %zu formats, vmemexp loaded",

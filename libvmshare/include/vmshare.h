@@ -63,7 +63,10 @@ void vms_context_destroy(struct vms_context *ctx);
 
 /**
  * @return true when exports go through vmemexp, false when they fall back,
- *         and why in vms_context_module_status() (an errno, 0 when in use)
+ *         and why in vms_context_module_status(): 0 when in use, else a
+ *         negative errno (-ENODEV when /dev/vmemexp is missing, -EACCES
+ *         when it may not be opened...), like every int this library
+ *         returns
  */
 bool vms_context_has_module(const struct vms_context *ctx);
 int vms_context_module_status(const struct vms_context *ctx);

@@ -91,7 +91,7 @@ static void context_flags(void)
 	c = vms_context_create(VMS_CONTEXT_NO_MODULE);
 	VMT_ASSERT(c);
 	VMT_ASSERT(!vms_context_has_module(c));
-	VMT_ASSERT_EQ(vms_context_module_status(c), ENODEV);
+	VMT_ASSERT_EQ(vms_context_module_status(c), -ENODEV);
 	vms_context_destroy(c);
 	vms_context_destroy(NULL);
 }
