@@ -119,6 +119,21 @@ long long vmt_pins_outstanding(void)
 	return acquired - released;
 }
 
+int vmt_set_module_param(const char *name, const char *text)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/module/vmemexp/parameters/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
 void vmt_fill(void *p, size_t len, size_t base, uint32_t seed)
 {
 	uint8_t *b = p;

@@ -97,6 +97,12 @@ static inline uint8_t vmt_pattern(size_t pos, uint32_t seed)
 	return (uint8_t)(x >> 24 ^ x);
 }
 
+/*
+ * Writes @text into the vmemexp module parameter @name (root only):
+ * 0, or -1 with errno set.
+ */
+int vmt_set_module_param(const char *name, const char *text);
+
 void vmt_fill(void *p, size_t len, size_t base, uint32_t seed);
 /* Returns the first offset that differs from the pattern, or -1. */
 long vmt_check(const void *p, size_t len, size_t base, uint32_t seed);

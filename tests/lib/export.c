@@ -668,19 +668,6 @@ static void module_refusal_falls_back(void)
 	vms_context_destroy(c);
 }
 
-static int set_max_export_bytes(const char *value)
-{
-	int fd = open("/sys/module/vmemexp/parameters/max_export_bytes",
-		      O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, value, strlen(value));
-	close(fd);
-	return n == (ssize_t)strlen(value) ? 0 : -1;
-}
-
 /*
  * Where a copy cannot stand in for the memory, the module's error is the
  * answer: a range with a hole (the copy crashed in the library's memcpy)
@@ -705,11 +692,11 @@ static void no_copy_where_unsound(void)
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	VMT_ASSERT(p != MAP_FAILED);
 	memset(p, 1, 8 * 4096);
-	VMT_ASSERT_OK(set_max_export_bytes("16384"));
+	VMT_ASSERT_OK(vmt_set_module_param("max_export_bytes", "16384"));
 	errno = 0;
 	VMT_ASSERT(!vms_buffer_export(c, p, 8 * 4096, 0));
 	VMT_ASSERT_EQ(errno, E2BIG);
-	VMT_ASSERT_OK(set_max_export_bytes("1073741824"));
+	VMT_ASSERT_OK(vmt_set_module_param("max_export_bytes", "1073741824"));
 	munmap(p, 8 * 4096);
 	vms_context_destroy(c);
 }

@@ -289,19 +289,6 @@ static void over_memlock_limit(void)
 	close(dev);
 }
 
-static int write_param(const char *value)
-{
-	int fd = open("/sys/module/vmemexp/parameters/max_export_bytes",
-		      O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, value, strlen(value));
-	close(fd);
-	return n < 0 ? -1 : 0;
-}
-
 static void over_module_cap_checks(void)
 {
 	size_t cap = 1 << 20;
@@ -336,14 +323,14 @@ static void over_module_cap(void)
 	VMT_ASSERT(n > 0);
 	saved[n] = '\0';
 
-	VMT_ASSERT_OK(write_param("1048576"));
+	VMT_ASSERT_OK(vmt_set_module_param("max_export_bytes", "1048576"));
 	pid = fork();
 	if (pid == 0) {
 		over_module_cap_checks();
 		_exit(0);
 	}
 	status = vmt_wait(pid);
-	VMT_ASSERT_OK(write_param(saved));
+	VMT_ASSERT_OK(vmt_set_module_param("max_export_bytes", saved));
 	VMT_ASSERT_EQ(status, 0);
 }
 

@@ -24,21 +24,6 @@
 #define PAGE 4096ul
 #define LIMIT_PAGES 64
 
-static int write_max_export_bytes(unsigned long long value)
-{
-	int fd = open("/sys/module/vmemexp/parameters/max_export_bytes",
-		      O_WRONLY | O_CLOEXEC);
-	char text[32];
-	int len = snprintf(text, sizeof(text), "%llu", value);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, (size_t)len);
-	close(fd);
-	return n == len ? 0 : -1;
-}
-
 /* This process becomes @uid, without capabilities, locking @pages at most. */
 static void become_user(uid_t uid, unsigned long pages)
 {
@@ -220,12 +205,12 @@ static void fragmented_largest_export(void)
 		p[(size_t)order[i] * PAGE] = 1;
 	free(order);
 
-	VMT_ASSERT_OK(write_max_export_bytes(2ull << 30));
+	VMT_ASSERT_OK(vmt_set_module_param("max_export_bytes", "2147483648"));
 	vmx_export_ok(dev, p, len, VMEMEXP_EXPORT_CLOEXEC, &e);
 	vmt_note("%zu pages in %u runs", pages, e.nr_segments);
 	VMT_ASSERT(e.nr_segments > (4u << 20) / 16);
 	close(e.fd);
-	VMT_ASSERT_OK(write_max_export_bytes(1ull << 30));
+	VMT_ASSERT_OK(vmt_set_module_param("max_export_bytes", "1073741824"));
 	munmap(p, len);
 	close(dev);
 }
