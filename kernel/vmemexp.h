@@ -12,9 +12,9 @@
 #include <linux/types.h>
 #include <linux/vmemexp.h>
 
+struct cred;
 struct dma_buf;
 struct file;
-struct user_struct;
 struct vm_area_struct;
 struct vmemexp_status_page;
 struct vmemexp_track;
@@ -73,9 +73,10 @@ struct vmemexp_carveout {
  * @track: with VMEMEXP_EXPORT_TRACK, whether the exporter's range still
  *	shows these pages; else NULL
  * @pinned: @runs hold pins of user pages, to be unpinned at release
- * @charged: pages charged to @user and to @mm's pinned_vm
- * @user: the exporter's user, charged in locked_vm against RLIMIT_MEMLOCK;
- *	NULL for a caller with CAP_IPC_LOCK and for a carve-out
+ * @charged: pages charged to @charged_cred's user and to @mm's pinned_vm
+ * @charged_cred: the exporter's credentials, whose user is charged in
+ *	locked_vm against RLIMIT_MEMLOCK; NULL for a caller with
+ *	CAP_IPC_LOCK and for a carve-out
  * @mm: the exporter's mm, whose pinned_vm shows @charged; held with
  *	mmgrab() so the count can be returned after the exporter exits.
  *	NULL for a carve-out, which pins and charges nothing.
@@ -93,7 +94,7 @@ struct vmemexp_buffer {
 	struct vmemexp_track *track;
 	bool pinned;
 	unsigned long charged;
-	struct user_struct *user;
+	const struct cred *charged_cred;
 	struct mm_struct *mm;
 	struct mutex lock;	/* protects @attachments and @vaddr */
 	struct list_head attachments;

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Kernel API differences between the versions vmemexp builds against.
- * Tested at run time on 6.1; later versions are compile-checked only
- * (see README.md).  Everything version-dependent lives here.
+ * Everything version-dependent lives here; docs/platforms.md says which
+ * versions run the guest suite and which are compile-checked only.
  */
 #ifndef _VMEMEXP_COMPAT_H
 #define _VMEMEXP_COMPAT_H
 
+/* pte_unmap() is kunmap_atomic() where page tables live in highmem. */
+#include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/version.h>

@@ -16,7 +16,6 @@
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
-#include <linux/sched/user.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <uapi/linux/fcntl.h>
@@ -294,22 +293,27 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
  * per-mm charge is escaped by execve() or by children that export, pass
  * the fd on and exit.  The mm's pinned_vm still shows the pages in
  * /proc/PID/status (VmPin).
+ *
+ * The user is held through the exporter's credentials, which reference
+ * it: free_uid() is not exported to modules by every kernel vmemexp
+ * supports (Debian's armmp-lpae 6.1.0-50 lacks it), put_cred() is.
  */
 static int vmemexp_charge(struct vmemexp_buffer *buf, unsigned long nr_pages)
 {
 	unsigned long limit, cur, new;
-	struct user_struct *user;
+	const struct cred *cred;
 
 	if (!capable(CAP_IPC_LOCK)) {
 		limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
-		user = current_user();
-		cur = atomic_long_read(&user->locked_vm);
+		cred = current_cred();
+		cur = atomic_long_read(&cred->user->locked_vm);
 		do {
 			new = cur + nr_pages;
 			if (new < cur || new > limit)
 				return -ENOMEM;
-		} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, new));
-		buf->user = get_uid(user);
+		} while (!atomic_long_try_cmpxchg(&cred->user->locked_vm,
+						  &cur, new));
+		buf->charged_cred = get_cred(cred);
 	}
 	buf->mm = current->mm;
 	mmgrab(buf->mm);
@@ -320,10 +324,11 @@ static int vmemexp_charge(struct vmemexp_buffer *buf, unsigned long nr_pages)
 
 static void vmemexp_uncharge(struct vmemexp_buffer *buf)
 {
-	if (buf->user) {
-		atomic_long_sub(buf->charged, &buf->user->locked_vm);
-		free_uid(buf->user);
-		buf->user = NULL;
+	if (buf->charged_cred) {
+		atomic_long_sub(buf->charged,
+				&buf->charged_cred->user->locked_vm);
+		put_cred(buf->charged_cred);
+		buf->charged_cred = NULL;
 	}
 	if (buf->mm) {
 		atomic64_sub(buf->charged, &buf->mm->pinned_vm);
