@@ -50,8 +50,9 @@
 
 #include "vmtest.h"
 
-#define PAGE 4096ul
-#define HUGE_PAGE (2ul << 20)
+/* 64-bit even on 32-bit machines: ~(PAGE - 1) must not clear bits 32-63. */
+#define PAGE ((uint64_t)4096)
+#define HUGE_PAGE ((uint64_t)2 << 20)
 /* The arena every thread reshapes; 2 MiB aligned so THP can appear. */
 #define ARENA_PAGES 1024ul
 #define ARENA_SIZE (ARENA_PAGES * PAGE)
@@ -61,15 +62,32 @@
 /* Each thread's reservation for mapping dma-bufs it touches. */
 #define WINDOWS 4
 #define WINDOW_SIZE (256 * PAGE)
+/*
+ * Each thread's reservation for its transient mappings (a private export's
+ * pages, a struct on a page of its own, the status page): mmap(NULL) could
+ * put them into a hole of another thread's stretch, whose export would
+ * then see memory its prediction does not know (seen on 32-bit ARM, whose
+ * smaller address space is reused sooner).
+ */
+#define SCRATCH_SIZE (PRIV_SIZE + 4 * PAGE)
 #define SLOTS 96
 #define MAX_THREADS 16
 #define MAX_VMAS 256
 #define MAX_FAILURES 10
 /* Under the 1024-fd default, with room for every thread's transient fds. */
 #define MEMLOCK_LIMIT (64ul << 20)
-/* The top of a 4-level user address space; above it nothing is mapped. */
-#define USER_TOP 0x7ffffffff000ull
-#define USER_TOP_5LEVEL 0xfffffffffff000ull
+/*
+ * Where mmap() places nothing unless asked to go higher: x86-64's 4-level
+ * window (5-level paging reaches 2^56 for mappings asked there), arm64's
+ * 48-bit one (52-bit likewise).  Elsewhere the top of the address space.
+ */
+#if defined(__x86_64__)
+#define MAP_WINDOW_TOP 0x7ffffffff000ull
+#elif defined(__aarch64__)
+#define MAP_WINDOW_TOP (1ull << 48)
+#else
+#define MAP_WINDOW_TOP UINT64_MAX
+#endif
 
 #ifdef VMEMEXP_EXPORT_TRACK
 #define TRACK VMEMEXP_EXPORT_TRACK
@@ -170,6 +188,7 @@ struct thread {
 	uint8_t kinds[PRIV_PAGES];
 	int priv_memfd;
 	uint8_t *windows;
+	uint8_t *scratch;
 	bool window_used[WINDOWS];
 };
 
@@ -192,6 +211,8 @@ static struct {
 	uint8_t *huge;
 	size_t huge_size;
 	uint64_t max_export;
+	uint64_t user_top;	/* the end of the user address space */
+	uint64_t mapped_top;	/* above it nothing is mapped */
 	struct vma vmas[MAX_VMAS];
 	int nr_vmas;
 	atomic_bool stop;
@@ -422,11 +443,24 @@ static void keep(const struct vmemexp_export *out, bool scratch)
 		put_slot(s);
 }
 
+/*
+ * The address the kernel looks at: arm64 ignores the top byte of a user
+ * pointer (untagged_addr() sign-extends bit 55, for every process).
+ */
+static uint64_t untag(uint64_t addr)
+{
+#if defined(__aarch64__)
+	return (uint64_t)((int64_t)(addr << 8) >> 8);
+#else
+	return addr;
+#endif
+}
+
 /* The errnos README.md documents for an export with these field values. */
 static unsigned int expected_for(const struct vmemexp_export *e)
 {
 	unsigned int set = 0;
-	uint64_t end, size;
+	uint64_t addr, start, end, size;
 
 	if (e->flags & ~(uint32_t)VMEMEXP_EXPORT_VALID_FLAGS || e->fd ||
 	    e->offset || e->size || e->nr_segments || e->status_slot ||
@@ -441,23 +475,25 @@ static unsigned int expected_for(const struct vmemexp_export *e)
 	if (!(e->flags & VMEMEXP_EXPORT_EXPOSE_WHOLE_PAGES) &&
 	    ((e->addr | (e->addr + e->len)) & (PAGE - 1)))
 		return set | R_EINVAL;
-	end = round_up_page(e->addr + e->len);
-	size = end - (e->addr & ~(PAGE - 1));
+	/* Modulo 2^64, as the kernel computes it: an untagged range can wrap. */
+	addr = untag(e->addr);
+	start = addr & ~(PAGE - 1);
+	end = round_up_page(addr + e->len);
+	size = end - start;
 	if (e->len && size > g.max_export)
 		set |= R_E2BIG;
-	if (end > USER_TOP) {
+	if (end < start || end > g.user_top) {
 		set |= R_EFAULT;
+	} else if (end > g.mapped_top) {
 		/*
-		 * Under 5-level paging user space reaches 2^56 (for mappings
-		 * asked to go there), so an empty range above 2^47 passes
-		 * access_ok() and is charged before it is found empty.
+		 * Nothing is mapped there, but the range passes access_ok()
+		 * and is charged before it is found empty.
 		 */
-		if (end <= USER_TOP_5LEVEL)
-			set |= R_ENOMEM;
+		set |= R_EFAULT | R_ENOMEM;
 	} else if (!set) {
 		set = R_USER;
 	}
-	if (end <= USER_TOP_5LEVEL && size > MEMLOCK_LIMIT)
+	if (end >= start && end <= g.user_top && size > MEMLOCK_LIMIT)
 		set |= R_ENOMEM;
 #ifdef VMEMEXP_EXPORT_PFNMAP
 	/*
@@ -474,21 +510,24 @@ static unsigned int expected_for(const struct vmemexp_export *e)
 static uint64_t interesting_addr(void)
 {
 	static const uint64_t fixed[] = {
-		0, 1, PAGE - 1, PAGE, 0x10000, USER_TOP - PAGE, USER_TOP - 1,
-		USER_TOP, 1ull << 47, (1ull << 47) - 1, 1ull << 56,
+		0, 1, PAGE - 1, PAGE, 0x10000, 1ull << 32, 0xbf000000,
+		0xc0000000, 1ull << 47, (1ull << 47) - 1, 1ull << 48,
+		(1ull << 48) - 1, 1ull << 55, 1ull << 56, 0x2a00000000000000ull,
 		0x8000000000000000ull, 0xffff800000000000ull,
 		0xffff888000000000ull, 0xffffffff81000000ull,
 		0xffffffffff600000ull, UINT64_MAX - PAGE, UINT64_MAX - 100,
 		UINT64_MAX,
 	};
 
-	switch (below(6)) {
+	switch (below(7)) {
 	case 0:
 		return fixed[below(sizeof(fixed) / sizeof(fixed[0]))];
+	case 6:
+		return g.user_top - below(3) * PAGE - below(2);
 	case 1:
 		return rnd();
 	case 2:
-		return rnd() & USER_TOP;
+		return rnd() % g.user_top & ~(PAGE - 1);
 	case 3:
 		return (uintptr_t)self->priv + below(PRIV_SIZE + PAGE);
 	default:
@@ -615,6 +654,34 @@ static void op_export_arena(void)
 	keep(&out, true);
 }
 
+/* A transient mapping of at most SCRATCH_SIZE, in the thread's scratch. */
+static void *scratch_map(size_t len, int prot, int flags, int fd, off_t off)
+{
+	void *p;
+
+	if (len > SCRATCH_SIZE) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	p = mmap(self->scratch, len, prot, flags | MAP_FIXED, fd, off);
+	/* A failed MAP_FIXED leaves a hole: reserve it again. */
+	if (p == MAP_FAILED) {
+		int err = errno;
+
+		mmap(self->scratch, len, PROT_NONE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		errno = err;
+	}
+	return p;
+}
+
+/* Ends a transient mapping, leaving the range reserved. */
+static void scratch_unmap(void *p, size_t len)
+{
+	mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+	     0);
+}
+
 /*
  * What an export of private pages [first, last] must return: the kernel
  * names the first page, in address order, that cannot be exported.
@@ -703,8 +770,8 @@ static void op_export_private(void)
 	check_output(OP_EXPORT_PRIVATE, &in, &out);
 
 	if (coherent && writable) {
-		uint8_t *map = mmap(NULL, out.size, PROT_READ, MAP_SHARED,
-				    out.fd, 0);
+		uint8_t *map = scratch_map(out.size, PROT_READ, MAP_SHARED,
+					   out.fd, 0);
 		long bad;
 
 		if (map == MAP_FAILED) {
@@ -717,7 +784,7 @@ static void op_export_private(void)
 				fail("%s: byte %ld of the dma-buf is not "
 				     "the memory",
 				     what, bad);
-			munmap(map, out.size);
+			scratch_unmap(map, out.size);
 		}
 	}
 #ifdef VMEMEXP_IOC_STATUS
@@ -800,22 +867,22 @@ static void op_export_bad_pointer(void)
 		 * Straddles into an inaccessible page; not a hole, which
 		 * another thread's mmap could fill meanwhile.
 		 */
-		page = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		page = scratch_map(2 * PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (page == MAP_FAILED)
 			return;
 		mprotect(page + PAGE, PAGE, PROT_NONE);
 		arg = page + PAGE - 1 - below(sizeof(in) - 1);
 		memcpy(arg, &in, (size_t)(page + PAGE - (uint8_t *)arg));
 		err = ioctl(g.dev, VMEMEXP_IOC_EXPORT, arg) ? errno : 0;
-		munmap(page, 2 * PAGE);
+		scratch_unmap(page, 2 * PAGE);
 		check_result(OP_EXPORT_BAD_POINTER, err, R_EFAULT,
 			     "struct across the end of a mapping");
 		return;
 	default:
 		/* Readable but not writable: the fd must not be installed. */
-		page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		page = scratch_map(PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (page == MAP_FAILED)
 			return;
 		memcpy(page, &in, sizeof(in));
@@ -823,7 +890,7 @@ static void op_export_bad_pointer(void)
 		if (g.threads == 1)
 			fds = vmt_count_fds();
 		err = ioctl(g.dev, VMEMEXP_IOC_EXPORT, page) ? errno : 0;
-		munmap(page, PAGE);
+		scratch_unmap(page, PAGE);
 		allowed |= expected_for(&in) & ~R_OK_;
 		if (check_result(OP_EXPORT_BAD_POINTER, err, allowed,
 				 "read-only struct") &&
@@ -1210,14 +1277,14 @@ static void status_page_map(void)
 		allowed = R_EINVAL;
 	else if (prot & (PROT_WRITE | PROT_EXEC))
 		allowed = R_EPERM;
-	p = mmap(NULL, len, prot, flags, g.dev, off);
+	p = scratch_map(len, prot, flags, g.dev, off);
 	err = p == MAP_FAILED ? errno : 0;
 	if (!check_result(OP_STATUS, err, allowed, "mmap of the status page") ||
 	    err)
 		return;
 	if (prot & PROT_READ)
 		(void)((volatile uint32_t *)p)[below(PAGE / sizeof(uint32_t))];
-	munmap(p, len);
+	scratch_unmap(p, len);
 }
 
 static void op_status(void)
@@ -1421,9 +1488,52 @@ static void *thread_main(void *arg)
 	for (int w = 0; w < WINDOWS; w++)
 		t->window_used[w] = false;
 	munmap(t->windows, WINDOWS * WINDOW_SIZE);
+	munmap(t->scratch, SCRATCH_SIZE);
 	munmap(t->priv, PRIV_SIZE);
 	close(t->priv_memfd);
 	return NULL;
+}
+
+/* Whether mmap() can place a page at @addr, or something is there. */
+static bool user_page(uint64_t addr)
+{
+	void *p;
+
+	if (addr != (uintptr_t)addr)
+		return false;
+	p = mmap((void *)(uintptr_t)addr, PAGE, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p != MAP_FAILED)
+		munmap(p, PAGE);
+	return p != MAP_FAILED || errno == EEXIST;
+}
+
+/*
+ * The end of the user address space (TASK_SIZE): mmap() refuses a fixed
+ * address beyond it with ENOMEM, below it a page is free or taken.  It
+ * differs between architectures, kernel configurations and machines
+ * (x86-64 with 5-level paging, a 32-bit ARM kernel's split), so it is
+ * found by bisection between a page that is surely user memory and the
+ * highest address a pointer can hold.
+ */
+static void find_user_top(void)
+{
+	uint64_t ok = (uintptr_t)&g & ~(PAGE - 1);
+	uint64_t bad = ((uint64_t)UINTPTR_MAX & ~(PAGE - 1)) + PAGE;
+
+	if (bad == 0)
+		bad = ~(PAGE - 1);	/* 64-bit: the last page, never user */
+	while (bad - ok > PAGE) {
+		uint64_t mid = (ok + (bad - ok) / 2) & ~(PAGE - 1);
+
+		if (user_page(mid))
+			ok = mid;
+		else
+			bad = mid;
+	}
+	g.user_top = ok + PAGE;
+	g.mapped_top = g.user_top < MAP_WINDOW_TOP ? g.user_top :
+						     MAP_WINDOW_TOP;
 }
 
 static void read_vmas(void)
@@ -1550,8 +1660,11 @@ static void setup_thread(struct thread *t, int index)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	t->windows = mmap(NULL, WINDOWS * WINDOW_SIZE, PROT_NONE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	t->scratch = mmap(NULL, SCRATCH_SIZE, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	t->priv_memfd = memfd_create("vmemexp-fuzz-private", MFD_CLOEXEC);
 	if (t->priv == MAP_FAILED || t->windows == MAP_FAILED ||
+	    t->scratch == MAP_FAILED ||
 	    t->priv_memfd < 0 || ftruncate(t->priv_memfd, PRIV_SIZE)) {
 		printf("# thread setup: %s\n", vmt_errname(errno));
 		exit(1);
@@ -1684,6 +1797,9 @@ static int fuzz(void)
 	fds_before = vmt_count_fds();
 	pins_before = g.user >= 0 ? 0 : vmt_pins_outstanding();
 	g.max_export = read_max_export();
+	find_user_top();
+	printf("# user address space below %#" PRIx64 ", mapped below %#" PRIx64
+	       "\n", g.user_top, g.mapped_top);
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
