@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -123,6 +124,51 @@ static void stale_after_madv_dontneed(void)
 	VMT_ASSERT(!is_current(fd));
 	close(fd);
 	munmap(p, LEN);
+}
+
+/*
+ * arm64 ignores a pointer's top byte (TBI), and a process that enables the
+ * tagged-address ABI (HWASan, MTE) hands tagged pointers to the kernel.
+ * The export must be of the untagged range: the same pages, and a tracker
+ * that sees a change to them (a notifier on the tagged range never would).
+ */
+static void tagged_pointer_tracks_untagged_range(void)
+{
+#if defined(__aarch64__)
+	const uint64_t tag = 0x2aull << 56;
+	struct vmemexp_export e;
+	uint8_t *p, *map;
+	int fd;
+
+	if (prctl(PR_SET_TAGGED_ADDR_CTRL, PR_TAGGED_ADDR_ENABLE, 0, 0, 0))
+		vmt_skip("no tagged-address ABI: %s", vmt_errname(errno));
+	p = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	VMT_ASSERT(p != MAP_FAILED);
+	vmt_fill(p, LEN, 0, 7);
+	e = (struct vmemexp_export){
+		.addr = (uintptr_t)p | tag,
+		.len = LEN,
+		.flags = VMEMEXP_EXPORT_TRACK,
+	};
+	VMT_ASSERT_OK(ioctl(tracking_dev(), VMEMEXP_IOC_EXPORT, &e));
+	VMT_ASSERT_EQ(e.offset, 0);
+	VMT_ASSERT_EQ(e.size, LEN);
+	fd = e.fd;
+	slot_of[fd] = e.status_slot;
+	map = mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0);
+	VMT_ASSERT(map != MAP_FAILED);
+	VMT_ASSERT_EQ(vmt_check(map, LEN, 0, 7), -1);
+	munmap(map, LEN);
+	VMT_ASSERT(is_current(fd));
+	VMT_ASSERT_OK(madvise(p + 3 * PAGE, PAGE, MADV_DONTNEED));
+	VMT_ASSERT(!is_current(fd));
+	close(fd);
+	munmap(p, LEN);
+	VMT_ASSERT_OK(prctl(PR_SET_TAGGED_ADDR_CTRL, 0, 0, 0, 0));
+#else
+	vmt_skip("pointers carry no tag on this architecture");
+#endif
 }
 
 /* A protection change cannot replace pinned pages: still current. */
@@ -449,6 +495,7 @@ int main(int argc, char **argv)
 		VMT_TEST(stale_after_madv_dontneed),
 		VMT_TEST(current_after_mprotect),
 		VMT_TEST(stale_after_mremap),
+		VMT_TEST(tagged_pointer_tracks_untagged_range),
 		VMT_TEST(untracked_export_eopnotsupp),
 		VMT_TEST(bad_fd_ebadf),
 		VMT_TEST(not_a_dmabuf_einval),
