@@ -10,7 +10,9 @@
  * to fault memory in get their own errno.
  *
  * The ext4 cases need loop and ext4 (vmrun --modprobe loop --modprobe
- * ext4) and mkfs.ext4; the hugetlb case an empty huge page pool.
+ * ext4) and mkfs.ext4; the hugetlb case an empty huge page pool; the DAX
+ * case a persistent-memory disk (meson's export_dax_in_guest emulates one
+ * with memmap=SIZE!START and nd_e820).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +30,8 @@
 #define EXT4_IMAGE "/tmp/export_access.ext4"
 #define EXT4_DIR "/tmp/export_access.mnt"
 #define SMALL_TMPFS "/tmp/export_access.tmpfs"
+#define PMEM_DISK "/dev/pmem0"
+#define DAX_DIR "/tmp/export_access.dax"
 
 static void expect_export_errno(const void *p, size_t len, uint32_t flags,
 				int err)
@@ -432,6 +436,54 @@ static void ext4_sparse_rdonly(void)
 	umount_ext4();
 }
 
+/* Whether @dir is a mount point whose options include dax. */
+static bool mounted_with_dax(const char *dir)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char dev[256], mnt[256], type[64], opts[512];
+	bool dax = false;
+
+	VMT_ASSERT(f);
+	while (fscanf(f, "%255s %255s %63s %511s %*d %*d", dev, mnt, type,
+		      opts) == 4)
+		if (!strcmp(mnt, dir))
+			dax = strstr(opts, "dax") != NULL;
+	fclose(f);
+	return dax;
+}
+
+/*
+ * File system DAX maps persistent memory itself, with no page cache in
+ * between: the file system may move or free a page while it is mapped,
+ * so GUP refuses long-term pins of such mappings outright (EOPNOTSUPP).
+ * vmemexp reports that as EACCES, the errno of every other mapping it may
+ * not export: EOPNOTSUPP means "tracking unsupported" to libvmshare, which
+ * then retried untracked and copied.  Any mapping, any access.
+ */
+static void fsdax_refused(void)
+{
+	const char *path = DAX_DIR "/file";
+	void *shared, *private;
+
+	if (access(PMEM_DISK, F_OK))
+		vmt_skip("no " PMEM_DISK " (export_dax_in_guest emulates one)");
+	run("mkfs.ext4 -q -F -b 4096 " PMEM_DISK " && mkdir -p " DAX_DIR
+	    " && mount -o dax " PMEM_DISK " " DAX_DIR);
+	make_file(path, 16 * PAGE);
+	shared = map_file(path, O_RDWR, 16 * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_SHARED);
+	private = map_file(path, O_RDWR, 16 * PAGE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE);
+	VMT_ASSERT(mounted_with_dax(DAX_DIR));
+	expect_export_errno(shared, 16 * PAGE, VMEMEXP_EXPORT_RDONLY, EACCES);
+	expect_export_errno(shared, 16 * PAGE, 0, EACCES);
+	expect_export_errno(private, 16 * PAGE, 0, EACCES);
+	expect_export_errno(private, 16 * PAGE, VMEMEXP_EXPORT_RDONLY, EACCES);
+	munmap(shared, 16 * PAGE);
+	munmap(private, 16 * PAGE);
+	run("umount " DAX_DIR);
+}
+
 static const struct vmt_test tests[] = {
 	VMT_TEST(rdonly_zero_page),
 	VMT_TEST(rdonly_huge_zero_page),
@@ -447,6 +499,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(hugetlb_pool_empty),
 	VMT_TEST(ext4_shared_writable),
 	VMT_TEST(ext4_sparse_rdonly),
+	VMT_TEST(fsdax_refused),
 };
 
 int main(int argc, char **argv)
