@@ -68,7 +68,7 @@ struct vmemexp_carveout {
  * @owner_files: for a carve-out, a reference to the file of every driver
  *	mapping the buffer was exported from: the owner keeps the memory
  *	behind a file's mappings allocated until the file is released
- *	(README, "Carve-outs"), so these replace the pins.
+ *	(docs/module.md, "Carve-outs"), so these replace the pins.
  * @nr_owner_files: entries in @owner_files
  * @track: with VMEMEXP_EXPORT_TRACK, whether the exporter's range still
  *	shows these pages; else NULL

@@ -13,8 +13,8 @@
  * was made from.  The owner's side of the contract: memory reached through
  * a file's mappings stays allocated until that file is released, so a
  * sub-allocator that hands chunks to the processes opening it cannot give
- * an exported chunk to another.  README.md, section "Carve-outs", gives
- * the threat model.
+ * an exported chunk to another.  docs/threat-model.md, section
+ * "Carve-outs", gives the threat model.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

@@ -431,7 +431,7 @@ static void vmemexp_sync_vmap(const struct vmemexp_buffer *buf, bool flush)
  * API checks this); the CPU's direction only says which way to go.
  * Resource mappings of carve-outs without pages have no sync operations:
  * on a system without coherent DMA such a carve-out is declared
- * write-combined (README).
+ * write-combined (docs/module.md, "Carve-outs").
  */
 static int vmemexp_begin_cpu_access(struct dma_buf *dmabuf,
 				    enum dma_data_direction dir)

@@ -3,7 +3,7 @@
  * vmemexp: export a range of the caller's memory as a dma-buf.
  *
  * /dev/vmemexp and its ioctl.  See include/uapi/linux/vmemexp.h for the
- * interface and README.md for what the exporter sees afterwards.
+ * interface and docs/module.md for what the exporter sees afterwards.
  */
 #include <linux/dma-buf.h>
 #include <linux/file.h>

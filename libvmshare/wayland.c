@@ -399,7 +399,8 @@ VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
 	/*
 	 * A way out for applications that cannot be rebuilt, on compositors
 	 * that accept a foreign dma-buf but cannot read it (Weston 10 with
-	 * Mesa 22.3's software GBM crashes on the first sample; README).
+	 * Mesa 22.3's software GBM crashes on the first sample;
+	 * docs/wayland.md).
 	 */
 	wl->no_dmabuf_env = vms_env_flag("VMSHARE_WL_NO_DMABUF");
 	wl_list_init(&wl->buffers);

@@ -19,7 +19,7 @@
  * With --carveout DEVICE the producer plays an RTOS side-core instead: the
  * frame lives in a physical carve-out that DEVICE's driver maps into the
  * process (remap_pfn_range, like an RTOS shared-memory driver), and
- * vmemexp exports it from there (README, "Carve-outs").
+ * vmemexp exports it from there (docs/module.md, "Carve-outs").
  *
  *   vmshare-fdpass [--frames N] [--width W] [--height H] [--no-module]
  *                  [--carveout DEVICE]

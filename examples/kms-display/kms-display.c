@@ -19,7 +19,7 @@
  *
  * --carveout DEVICE takes the primary plane's frame from a physical
  * carve-out that DEVICE's driver maps (an RTOS's shared memory, say)
- * instead; vmemexp exports it from there (README, "Carve-outs").
+ * instead; vmemexp exports it from there (docs/module.md, "Carve-outs").
  */
 #include <errno.h>
 #include <fcntl.h>

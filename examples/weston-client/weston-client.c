@@ -21,7 +21,7 @@
  * and a benchmark sees what presenting a frame costs without drawing it.  --probe creates the
  * buffers, reports whether the compositor accepted them, and exits without
  * showing them: a check for compositors that accept a dma-buf but crash
- * reading it (see the README).
+ * reading it (see docs/wayland.md).
  */
 #include <errno.h>
 #include <getopt.h>

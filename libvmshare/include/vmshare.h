@@ -91,7 +91,7 @@ enum vms_export_flags {
 	 * The memory is a carve-out another driver mapped (VM_IO/VM_PFNMAP,
 	 * e.g. an RTOS's shared memory): export it through vmemexp's
 	 * carve-out path, which needs CAP_SYS_RAWIO and a range the
-	 * administrator declared (README, "Carve-outs").
+	 * administrator declared (docs/module.md, "Carve-outs").
 	 */
 	VMS_EXPORT_CARVEOUT = 1u << 2,
 	/**

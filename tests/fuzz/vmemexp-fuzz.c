@@ -10,8 +10,8 @@
  * VMSHARE_FUZZ_SEED and VMSHARE_FUZZ_OPS set the defaults of --seed and
  * --ops (the seed is otherwise random; --long is 1000000 operations).
  *
- * Every result is checked against the errnos README.md documents for the
- * class of input (an export of a range no thread touches is predicted
+ * Every result is checked against the errnos docs/module.md documents for
+ * the class of input (an export of a range no thread touches is predicted
  * exactly); at the end, with every fd closed, the FOLL_PIN counters must be
  * back where they were and no fd may be left over.  Any failure prints the
  * seed, thread and operation index.  Each thread draws from its own stream
@@ -456,7 +456,7 @@ static uint64_t untag(uint64_t addr)
 #endif
 }
 
-/* The errnos README.md documents for an export with these field values. */
+/* The errnos docs/module.md gives for an export with these field values. */
 static unsigned int expected_for(const struct vmemexp_export *e)
 {
 	unsigned int set = 0;
