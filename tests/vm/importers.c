@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Real kernel importers of an exported dma-buf, each case run against
- * vmemexp (malloc memory) and udmabuf (memfd memory) so the two exporters
- * are compared on the same tests:
+ * vmemexp (malloc memory), udmabuf (memfd memory) and the system dma-heap
+ * (memory the heap allocated) so the exporters are compared on the same
+ * tests:
  *
  *  - vgem: PRIME import (dma_buf_attach + map_dma_buf at import time),
  *    importing twice gives the same handle, re-export gives the same
@@ -13,12 +14,14 @@
  *
  * Each case skips (77) when its device is missing: vgem and vivid are
  * loaded by vmrun --modprobe, /dev/udmabuf exists only in a kernel built
- * with CONFIG_UDMABUF.  The harness checks fds and FOLL_PIN counts after
+ * with CONFIG_UDMABUF, /dev/dma_heap/system with CONFIG_DMABUF_HEAPS_SYSTEM
+ * (Debian 13's 6.12, not Debian 12's 6.1).  The harness checks fds and FOLL_PIN counts after
  * every case.
  */
 #include <dirent.h>
 #include <drm.h>
 #include <drm_mode.h>
+#include <linux/dma-heap.h>
 #include <linux/udmabuf.h>
 #include <linux/videodev2.h>
 #include <poll.h>
@@ -39,14 +42,21 @@ struct exported {
 	size_t size;
 	int memfd;
 	size_t huge_size;
+	bool mem_maps_fd;	/* mem is a mapping of the dma-buf itself */
 };
 
-enum exporter { VMEMEXP, VMEMEXP_HUGETLB, UDMABUF };
+enum exporter { VMEMEXP, VMEMEXP_HUGETLB, UDMABUF, DMA_HEAP };
 
 static const char *exporter_name(enum exporter x)
 {
-	return x == VMEMEXP ? "vmemexp" :
-	       x == VMEMEXP_HUGETLB ? "vmemexp (hugetlb)" : "udmabuf";
+	static const char *const names[] = {
+		[VMEMEXP] = "vmemexp",
+		[VMEMEXP_HUGETLB] = "vmemexp (hugetlb)",
+		[UDMABUF] = "udmabuf",
+		[DMA_HEAP] = "system dma-heap",
+	};
+
+	return names[x];
 }
 
 #define HUGE_PAGE (2ul << 20)
@@ -120,6 +130,30 @@ static struct exported export_udmabuf(size_t size)
 	return b;
 }
 
+/*
+ * The heap allocates the memory itself: the application sees it only
+ * through a mapping of the dma-buf, which is what a vmemexp user avoids.
+ */
+static struct exported export_dmaheap(size_t size)
+{
+	struct exported b = { .memfd = -1, .size = size, .mem_maps_fd = true };
+	struct dma_heap_allocation_data alloc = {
+		.len = size,
+		.fd_flags = O_RDWR | O_CLOEXEC,
+	};
+	int heap = open("/dev/dma_heap/system", O_RDONLY | O_CLOEXEC);
+
+	if (heap < 0)
+		vmt_skip("/dev/dma_heap/system: %s (a kernel without "
+			 "CONFIG_DMABUF_HEAPS_SYSTEM)", vmt_errname(errno));
+	VMT_ASSERT_OK(ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &alloc));
+	close(heap);
+	b.fd = (int)alloc.fd;
+	b.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b.fd, 0);
+	VMT_ASSERT(b.mem != MAP_FAILED);
+	return b;
+}
+
 static struct exported export_with(enum exporter x, size_t size)
 {
 	switch (x) {
@@ -127,6 +161,8 @@ static struct exported export_with(enum exporter x, size_t size)
 		return export_vmemexp(size, false);
 	case VMEMEXP_HUGETLB:
 		return export_vmemexp_hugetlb(size);
+	case DMA_HEAP:
+		return export_dmaheap(size);
 	default:
 		return export_udmabuf(size);
 	}
@@ -137,6 +173,8 @@ static void exported_free(struct exported *b)
 	close(b->fd);
 	if (b->huge_size) {
 		munmap(b->mem, b->huge_size);
+	} else if (b->mem_maps_fd) {
+		munmap(b->mem, b->size);
 	} else if (b->memfd >= 0) {
 		munmap(b->mem, b->size);
 		close(b->memfd);
@@ -314,6 +352,15 @@ static void vgem_udmabuf(void)
 	exported_free(&b);
 }
 
+/* The heap's buffers have no importer-specific limit to respect. */
+static void vgem_dmaheap(void)
+{
+	struct exported b = export_dmaheap(64 * PAGE + PAGE);
+
+	vgem_import(&b, false);
+	exported_free(&b);
+}
+
 /* ---- vivid ---- */
 
 #define VIVID_BUFFERS 4
@@ -455,6 +502,11 @@ static void vivid_udmabuf(void)
 	vivid_capture(UDMABUF);
 }
 
+static void vivid_dmaheap(void)
+{
+	vivid_capture(DMA_HEAP);
+}
+
 /*
  * With vivid's allocators=1, videobuf2's dma-contig allocator maps the
  * dma-buf for its device and needs one contiguous DMA range: a hugetlb
@@ -505,9 +557,11 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(vgem_vmemexp),
 	VMT_TEST(vgem_vmemexp_rdonly),
 	VMT_TEST(vgem_udmabuf),
+	VMT_TEST(vgem_dmaheap),
 	VMT_TEST(vivid_vmemexp),
 	VMT_TEST(vivid_vmemexp_rdonly_refused),
 	VMT_TEST(vivid_udmabuf),
+	VMT_TEST(vivid_dmaheap),
 	VMT_TEST(vivid_contig_hugetlb),
 	VMT_TEST(vivid_contig_malloc_refused),
 };
