@@ -532,7 +532,7 @@ int main(int argc, char **argv)
 		printf("frames composed exactly as drawn: %u/%u\n", exact, frames);
 		if (shifted)
 			printf("frames shown shifted by the framebuffer offset (%u bytes): %u/%u "
-			       "(the driver applied the offset twice; vkms on Linux 6.1 does)\n",
+			       "(the driver applied the offset twice; vkms on Linux 6.1 and 6.12 does)\n",
 			       offset, shifted, frames);
 	}
 	if (d.capture.pixels)
