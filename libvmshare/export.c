@@ -306,6 +306,13 @@ static bool still_current(struct vms_context *ctx, const struct vms_buffer *buf)
 	       st.flags & VMEMEXP_STATUS_CURRENT;
 }
 
+bool vms_buffer_still_shares(const struct vms_buffer *buf)
+{
+	if (buf->kind != VMS_BUFFER_DMABUF)
+		return true;
+	return buf->tracked && still_current(buf->ctx, buf);
+}
+
 /*
  * A live export of exactly this memory whose range vmemexp says still
  * shows the exported pages, with one more reference; NULL otherwise.

@@ -101,6 +101,14 @@ int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size);
 /* Number of ranges a buffer was exported from (planes). */
 size_t vms_buffer_range_count(const struct vms_buffer *buf);
 
+/*
+ * Whether @buf still shares the memory at its address: false once a
+ * tracked export's range was unmapped or remapped (the memory freed and
+ * the address reused), and for an export that is not tracked, whose
+ * staleness cannot be known.  A copy is current while its holder says so.
+ */
+bool vms_buffer_still_shares(const struct vms_buffer *buf);
+
 /* Retrying wrappers: EINTR never reaches a caller. */
 int vms_ioctl(int fd, unsigned long request, void *arg);
 

@@ -698,6 +698,19 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 		return NULL;
 	}
 	buf = find_buffer(wl, data, width, height, stride, fourcc);
+	/*
+	 * Found by address only: after free() and a malloc() that returned
+	 * the same address, a dma-buf wl_buffer would show the freed pages.
+	 * A stale one is left to its holders and no longer found.
+	 */
+	if (buf && buf->path == VMS_WL_PATH_DMABUF &&
+	    !vms_buffer_still_shares(buf->export)) {
+		vms_log(wl->ctx, "wl_buffer of %p no longer shows that memory "
+			"(freed, or not tracked): creating another", data);
+		wl_list_remove(&buf->link);
+		wl_list_init(&buf->link);
+		buf = NULL;
+	}
 	if (buf) {
 		buf->refs++;
 		return buf;

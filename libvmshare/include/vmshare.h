@@ -468,7 +468,11 @@ bool vms_wl_supports_dmabuf(const struct vms_wl *wl, uint32_t fourcc);
  * own offset and stride into one export of the whole block.  The memory
  * is exported and imported once; when the same memory with the
  * same layout is presented again while its buffer lives, that buffer is
- * returned again with one more reference.  Falls back to a wl_shm pool
+ * returned again with one more reference.  "The same memory" is known,
+ * not guessed from the address: memory freed and allocated again at the
+ * same address gets a new buffer (the old one, still showing the freed
+ * pages, stays its holders'), and so does every call where vmemexp cannot
+ * track exports (VMEMEXP_EXPORT_TRACK refused).  Falls back to a wl_shm pool
  * when the compositor lacks linux-dmabuf or the format, vmemexp is
  * missing or refuses the memory, the frame is not page-aligned (see
  * VMS_WL_EXPOSE_WHOLE_PAGES; memory from vms_frame_alloc() always is), or

@@ -3,14 +3,17 @@
  * nv12-client: shows one NV12 frame of process memory through
  * vms_wl_buffer_create() and prints what refcomp must read.
  *
- *   nv12-client [--unaligned | --expose-whole-pages]
+ *   nv12-client [--unaligned | --expose-whole-pages | --remap]
  *
  * The frame is vms_frame_alloc() memory, which a dma-buf can share as it
  * is.  --unaligned puts it 8 bytes into a malloc() block instead, which
  * libvmshare must not hand the compositor with the neighbouring bytes
  * around it (the wl_shm path, with the reason); --expose-whole-pages does
  * the same with VMS_WL_EXPOSE_WHOLE_PAGES, the consent to that (a dma-buf
- * in which the frame lies 8 bytes or more into its first page).
+ * in which the frame lies 8 bytes or more into its first page).  --remap
+ * then frees the frame, gets new memory at the same address (as free()
+ * and malloc() may), draws another frame there and presents it the same
+ * way: a second commit, whose pixels must be the new ones.
  *
  * No client in the tree draws NV12, so this one draws a fixed pattern of
  * odd height with padded rows (the layout vmshare.h documents: the UV
@@ -19,7 +22,7 @@
  * other, and prints
  *
  *   path: dmabuf | path: wl_shm fallback (one copy per frame): <reason>
- *   committed 0 checksum <refcomp's checksum of the visible bytes>
+ *   committed N checksum <refcomp's checksum of the visible bytes>
  *
  * Exit status 0 once refcomp has had the commit, 1 on any failure (the
  * reason on stderr, e.g. when neither path takes NV12).
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <wayland-client.h>
 
@@ -88,12 +92,47 @@ static uint64_t checksum(const uint8_t *frame)
 
 /*
  * Every byte distinct from its neighbours, padding included: a plane
- * read at the wrong offset or stride changes the checksum.
+ * read at the wrong offset or stride changes the checksum.  Each @seed
+ * draws another picture.
  */
-static void draw(uint8_t *frame, size_t len)
+static void draw(uint8_t *frame, size_t len, unsigned int seed)
 {
 	for (size_t i = 0; i < len; i++)
-		frame[i] = (uint8_t)(i * 7 + i / STRIDE * 13);
+		frame[i] = (uint8_t)(i * (7 + 2 * seed) + i / STRIDE * 13 + seed);
+}
+
+/* Presents @buf on @surface and waits until refcomp has read it. */
+static int show(struct wl_display *display, struct wl_surface *surface,
+		struct vms_wl_buffer *buf, const uint8_t *frame,
+		unsigned int seq)
+{
+	if (vms_wl_buffer_update(buf) < 0) {
+		fprintf(stderr, "vms_wl_buffer_update failed\n");
+		return -1;
+	}
+	printf("committed %u checksum %016" PRIx64 "\n", seq, checksum(frame));
+	fflush(stdout);
+	wl_surface_attach(surface, vms_wl_buffer_get(buf), 0, 0);
+	wl_surface_damage(surface, 0, 0, WIDTH, HEIGHT);
+	wl_surface_commit(surface);
+	/* refcomp reads the buffer while it applies the commit. */
+	if (wl_display_roundtrip(display) < 0) {
+		fprintf(stderr, "the compositor went away\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Frees the frame's memory and maps new memory at the same address, as
+ * free() followed by malloc() may hand out: the address is all that stays.
+ */
+static bool replace_memory(uint8_t *frame, size_t len)
+{
+	return munmap(frame, len) == 0 &&
+	       mmap(frame, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+		    0) == frame;
 }
 
 int main(int argc, char **argv)
@@ -101,6 +140,9 @@ int main(int argc, char **argv)
 	size_t len = (size_t)STRIDE * HEIGHT + (size_t)STRIDE * ((HEIGHT + 1) / 2);
 	bool expose = argc > 1 && !strcmp(argv[1], "--expose-whole-pages");
 	bool in_malloc = expose || (argc > 1 && !strcmp(argv[1], "--unaligned"));
+	bool remap = argc > 1 && !strcmp(argv[1], "--remap");
+	size_t map_len = (len + 4095) & ~(size_t)4095;
+	struct vms_wl_buffer *again = NULL;
 	struct wl_display *display = wl_display_connect(NULL);
 	struct vms_context *ctx = vms_context_create(0);
 	struct vms_wl_buffer *buf = NULL;
@@ -110,9 +152,9 @@ int main(int argc, char **argv)
 	uint8_t *alloc, *frame;
 	int status = 1;
 
-	if (argc > 2 || (argc == 2 && !in_malloc)) {
-		fprintf(stderr, "usage: %s [--unaligned | --expose-whole-pages]\n",
-			argv[0]);
+	if (argc > 2 || (argc == 2 && !in_malloc && !remap)) {
+		fprintf(stderr, "usage: %s [--unaligned | --expose-whole-pages | "
+			"--remap]\n", argv[0]);
 		return 2;
 	}
 	if (!display || !ctx) {
@@ -123,16 +165,28 @@ int main(int argc, char **argv)
 	wl_registry_add_listener(registry, &registry_listener, NULL);
 	wl_display_roundtrip(display);
 	/* malloc's alignment is 16 at most: 8 bytes in is never a page. */
-	alloc = in_malloc ? malloc(len + 8) : vms_frame_alloc(ctx, len);
+	if (remap) {
+		/* Memory of its own, so that it can be freed and mapped again. */
+		alloc = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (alloc == MAP_FAILED)
+			alloc = NULL;
+	} else {
+		alloc = in_malloc ? malloc(len + 8) : vms_frame_alloc(ctx, len);
+	}
 	frame = in_malloc && alloc ? alloc + 8 : alloc;
 	if (!compositor || !frame) {
 		fprintf(stderr, "no wl_compositor, or no memory\n");
 		goto out;
 	}
-	draw(frame, len);
+	draw(frame, len, 0);
 
+	/*
+	 * --remap's mapping ends in the frame's last page: the rest of that
+	 * page is the client's own, nothing else of the process.
+	 */
 	wl = vms_wl_create(ctx, display,
-			   expose ? VMS_WL_EXPOSE_WHOLE_PAGES : 0);
+			   expose || remap ? VMS_WL_EXPOSE_WHOLE_PAGES : 0);
 	buf = wl ? vms_wl_buffer_create(wl, frame, WIDTH, HEIGHT, STRIDE,
 					NV12) : NULL;
 	if (!buf) {
@@ -145,26 +199,38 @@ int main(int argc, char **argv)
 	else
 		printf("path: wl_shm fallback (one copy per frame): %s\n",
 		       vms_wl_buffer_fallback_reason(buf));
-	if (vms_wl_buffer_update(buf) < 0) {
-		fprintf(stderr, "vms_wl_buffer_update failed\n");
-		goto out;
-	}
-	printf("committed 0 checksum %016" PRIx64 "\n", checksum(frame));
-
 	surface = wl_compositor_create_surface(compositor);
-	wl_surface_attach(surface, vms_wl_buffer_get(buf), 0, 0);
-	wl_surface_damage(surface, 0, 0, WIDTH, HEIGHT);
-	wl_surface_commit(surface);
-	/* refcomp reads the buffer while it applies the commit. */
-	if (wl_display_roundtrip(display) >= 0)
-		status = 0;
-	else
-		fprintf(stderr, "the compositor went away\n");
+	status = show(display, surface, buf, frame, 0) ? 1 : 0;
+	if (!status && remap) {
+		/* The application still holds buf, as a buffer cache would. */
+		if (!replace_memory(frame, map_len)) {
+			fprintf(stderr, "cannot map memory at %p again: %s\n",
+				(void *)frame, strerror(errno));
+			status = 1;
+		} else {
+			draw(frame, len, 1);
+			again = vms_wl_buffer_create(wl, frame, WIDTH, HEIGHT,
+						     STRIDE, NV12);
+			if (!again) {
+				fprintf(stderr, "libvmshare: NV12 again: %s\n",
+					strerror(errno));
+				status = 1;
+			} else {
+				printf("the same wl_buffer again: %s\n",
+				       again == buf ? "yes" : "no");
+				status = show(display, surface, again, frame,
+					      1) ? 1 : 0;
+			}
+		}
+	}
 	wl_surface_destroy(surface);
 out:
+	vms_wl_buffer_destroy(again);
 	vms_wl_buffer_destroy(buf);
 	vms_wl_destroy(wl);
-	if (in_malloc)
+	if (remap && alloc)
+		munmap(alloc, map_len);
+	else if (in_malloc)
 		free(alloc);
 	else
 		vms_frame_free(ctx, alloc);
