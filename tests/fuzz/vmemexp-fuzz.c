@@ -840,10 +840,12 @@ static void op_export_vma(void)
 /* The struct itself is unreadable, or cannot be written back. */
 static void op_export_bad_pointer(void)
 {
-	static const uintptr_t bad[] = {
-		0, 1, PAGE - 8, 0xffffffff81000000ul, 0xffff888000000000ul,
-		UINTPTR_MAX - 8, 1ul << 47,
+	/* Kernel addresses of x86-64; on 32-bit the top of the space. */
+	static const uint64_t bad[] = {
+		0, 1, PAGE - 8, 0xffffffff81000000ull, 0xffff888000000000ull,
+		UINTPTR_MAX - 8, 1ull << 47, 0xc0000000, 0xfffff000,
 	};
+	uint64_t bad_addr = bad[below(sizeof(bad) / sizeof(bad[0]))];
 	struct vmemexp_export in = {
 		.addr = (uintptr_t)self->priv + below(PRIV_SIZE),
 		.len = 1 + below(2 * PAGE),
@@ -856,9 +858,11 @@ static void op_export_bad_pointer(void)
 
 	switch (below(3)) {
 	case 0:
+		/* A 64-bit address a 32-bit pointer cannot hold: its top. */
+		if (bad_addr != (uintptr_t)bad_addr)
+			bad_addr = UINTPTR_MAX - 8;
 		err = ioctl(g.dev, VMEMEXP_IOC_EXPORT,
-			    (void *)bad[below(sizeof(bad) / sizeof(bad[0]))]) ?
-			      errno : 0;
+			    (void *)(uintptr_t)bad_addr) ? errno : 0;
 		check_result(OP_EXPORT_BAD_POINTER, err, R_EFAULT,
 			     "unmapped or kernel struct pointer");
 		return;
