@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,6 +33,9 @@ struct vms_wire_message {
 	struct vms_wire_header header;
 	struct vms_frame frames[VMS_MAX_FRAMES];
 };
+
+/* How long vms_recv() waits for the rest of a message it has begun. */
+#define VMS_RECV_REST_TIMEOUT_MS 1000
 
 /* Room for one fd more than a message may carry, to notice excess. */
 #define VMS_CONTROL_FDS (VMS_MAX_FRAMES + 1)
@@ -101,22 +105,40 @@ VMS_EXPORT int vms_send_buffers(int sock, const struct vms_frame *frames,
 	return vms_send(sock, frames, fds, count);
 }
 
-struct receiver {
+/*
+ * What has arrived of the message being received: on a stream, its bytes
+ * so far and the fds that came with them, kept between calls while the
+ * rest is on its way (a non-blocking socket returns EAGAIN meanwhile).
+ */
+struct vms_receiver {
 	int sock;
+	int type;		/* SOCK_STREAM, SOCK_SEQPACKET or SOCK_DGRAM */
+	struct vms_wire_message msg;
+	size_t got;		/* bytes of msg received (streams) */
 	int fds[VMS_CONTROL_FDS];
 	size_t n_fds;
 	bool truncated;		/* the kernel dropped fds: MSG_CTRUNC */
 	bool excess;		/* more fds than fit */
+	int broken;		/* a stream's -errno once no message can follow */
 };
 
-static void close_fds(struct receiver *r)
+static void close_fds(struct vms_receiver *r)
 {
 	for (size_t i = 0; i < r->n_fds; i++)
 		close(r->fds[i]);
 	r->n_fds = 0;
 }
 
-static void collect_fds(struct receiver *r, struct msghdr *mh)
+/* Forgets the message under way, closing the fds it brought. */
+static void drop_message(struct vms_receiver *r)
+{
+	close_fds(r);
+	r->got = 0;
+	r->truncated = false;
+	r->excess = false;
+}
+
+static void collect_fds(struct vms_receiver *r, struct msghdr *mh)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		size_t n;
@@ -144,7 +166,7 @@ static void collect_fds(struct receiver *r, struct msghdr *mh)
  * One recvmsg into [buf, buf + len); returns bytes read, 0 at EOF, or a
  * negative errno.  Keeps whatever fds came with it.
  */
-static ssize_t receive_some(struct receiver *r, void *buf, size_t len)
+static ssize_t receive_some(struct vms_receiver *r, void *buf, size_t len)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VMS_CONTROL_FDS)];
@@ -170,24 +192,6 @@ static ssize_t receive_some(struct receiver *r, void *buf, size_t len)
 	return n;
 }
 
-/* Reads exactly @len bytes from a stream, however they are split. */
-static int receive_exactly(struct receiver *r, void *buf, size_t len,
-			   bool at_boundary)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = receive_some(r, (char *)buf + got, len - got);
-
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return at_boundary && !got ? 0 : -ECONNRESET;
-		got += (size_t)n;
-	}
-	return 1;
-}
-
 static int socket_type(int sock)
 {
 	socklen_t len = sizeof(int);
@@ -198,50 +202,79 @@ static int socket_type(int sock)
 	return type;
 }
 
-/* Reads one whole message; returns its frame count, 0 at EOF, or -errno. */
-static int receive_message(struct receiver *r, struct vms_wire_message *msg)
+/* A header vms_send() would have written; its frame count, or -EPROTO. */
+static int check_header(const struct vms_wire_header *h)
 {
-	const size_t header = sizeof(msg->header);
-	int type = socket_type(r->sock), ret;
-	ssize_t n;
+	if (h->magic != VMS_WIRE_MAGIC || h->version != VMS_WIRE_VERSION ||
+	    h->frame_size != sizeof(struct vms_frame) ||
+	    !h->count || h->count > VMS_MAX_FRAMES)
+		return -EPROTO;
+	return h->count;
+}
 
-	if (type < 0)
-		return type;
-	if (type == SOCK_SEQPACKET || type == SOCK_DGRAM) {
-		/* One record: read it whole, or its tail is lost. */
-		n = receive_some(r, msg, sizeof(*msg));
-		if (n <= 0)
+/*
+ * recvmsg gives 0 both for the end of the connection and for an empty
+ * record, which vms_send() never sends: only a hung-up peer is the end.
+ */
+static bool peer_hung_up(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
+}
+
+/* One record, read whole (or its tail is lost): its frame count, 0, -errno. */
+static int receive_record(struct vms_receiver *r)
+{
+	const size_t header = sizeof(r->msg.header);
+	ssize_t n = receive_some(r, &r->msg, sizeof(r->msg));
+	int count;
+
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return r->type == SOCK_SEQPACKET && peer_hung_up(r->sock) &&
+		       !r->n_fds ? 0 : -EPROTO;
+	if ((size_t)n < header)
+		return -EPROTO;
+	count = check_header(&r->msg.header);
+	if (count < 0)
+		return count;
+	if ((size_t)n != header + (size_t)count * sizeof(struct vms_frame))
+		return -EPROTO;
+	return count;
+}
+
+/*
+ * The rest of a stream's message: the header first (never more, so the
+ * next message's bytes and fds stay in the socket), then its frames.
+ * Returns the frame count once whole, 0 at EOF between messages, -EAGAIN
+ * with what arrived kept, or another negative errno.
+ */
+static int receive_stream(struct vms_receiver *r)
+{
+	const size_t header = sizeof(r->msg.header);
+	size_t want = header;
+	int count = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		if (r->got >= header) {
+			count = check_header(&r->msg.header);
+			if (count < 0)
+				return count;
+			want = header + (size_t)count * sizeof(struct vms_frame);
+			if (r->got == want)
+				return count;
+		}
+		n = receive_some(r, (char *)&r->msg + r->got, want - r->got);
+		if (n < 0)
 			return (int)n;
-		if ((size_t)n < header || msg->header.magic != VMS_WIRE_MAGIC ||
-		    msg->header.version != VMS_WIRE_VERSION ||
-		    msg->header.frame_size != sizeof(struct vms_frame))
-			return -EPROTO;
-		if (!msg->header.count)
-			return -EPROTO;
-		if (msg->header.count > VMS_MAX_FRAMES)
-			return -EMSGSIZE;
-		if ((size_t)n != header + msg->header.count *
-					   sizeof(struct vms_frame))
-			return -EPROTO;
-		return msg->header.count;
+		if (n == 0)
+			return r->got ? -ECONNRESET : 0;
+		r->got += (size_t)n;
 	}
-
-	ret = receive_exactly(r, &msg->header, header, true);
-	if (ret <= 0)
-		return ret;
-	/* A stream cannot be resynchronised after a header we do not know. */
-	if (msg->header.magic != VMS_WIRE_MAGIC ||
-	    msg->header.version != VMS_WIRE_VERSION ||
-	    msg->header.frame_size != sizeof(struct vms_frame))
-		return -EPROTO;
-	if (!msg->header.count)
-		return -EPROTO;
-	if (msg->header.count > VMS_MAX_FRAMES)
-		return -EMSGSIZE;
-	ret = receive_exactly(r, msg->frames,
-			      msg->header.count * sizeof(struct vms_frame),
-			      false);
-	return ret < 0 ? ret : msg->header.count;
 }
 
 /*
@@ -282,44 +315,151 @@ static int check_frames(const struct vms_frame *frames, const int *fds,
 	return 0;
 }
 
-VMS_EXPORT int vms_recv(int sock, struct vms_frame *frames, int *fds,
-			size_t max)
+/*
+ * Checks a whole message and hands its frames and fds to the caller;
+ * on any error closes its fds.  Either way the receiver is ready for the
+ * next message.
+ */
+static int deliver(struct vms_receiver *r, int count, struct vms_frame *frames,
+		   int *fds, size_t max)
 {
-	struct receiver r = { .sock = sock };
-	struct vms_wire_message msg;
-	int count, ret;
+	int ret;
 
-	if (!frames || !fds || !max)
-		return -EINVAL;
-
-	count = receive_message(&r, &msg);
-	if (count < 0) {
-		ret = count;
-		goto err;
-	}
-	if (r.truncated || r.excess) {
+	if (r->truncated || r->excess || (size_t)count > max) {
 		ret = -EMSGSIZE;
 		goto err;
 	}
-	if ((size_t)count > max) {
-		ret = -EMSGSIZE;
-		goto err;
-	}
-	if (r.n_fds != (size_t)count) {
+	if (r->n_fds != (size_t)count) {
 		ret = -EBADMSG;
 		goto err;
 	}
-	ret = check_frames(msg.frames, r.fds, (size_t)count);
+	ret = check_frames(r->msg.frames, r->fds, (size_t)count);
 	if (ret)
 		goto err;
 
-	memcpy(frames, msg.frames, (size_t)count * sizeof(*frames));
-	memcpy(fds, r.fds, (size_t)count * sizeof(*fds));
+	memcpy(frames, r->msg.frames, (size_t)count * sizeof(*frames));
+	memcpy(fds, r->fds, (size_t)count * sizeof(*fds));
+	r->n_fds = 0;
+	drop_message(r);
 	return count;
 
 err:
 	vms_log(NULL, "dropped a message: %s, closed %zu fds", strerror(-ret),
-		r.n_fds);
-	close_fds(&r);
+		r->n_fds);
+	drop_message(r);
 	return ret;
+}
+
+static int receiver_read(struct vms_receiver *r, struct vms_frame *frames,
+			 int *fds, size_t max)
+{
+	int count;
+
+	if (!frames || !fds || !max)
+		return -EINVAL;
+	if (r->broken)
+		return r->broken;
+	count = r->type == SOCK_STREAM ? receive_stream(r) : receive_record(r);
+	if (count == -EAGAIN)
+		return count;
+	if (count <= 0) {
+		if (count < 0)
+			vms_log(NULL, "dropped a message: %s, closed %zu fds",
+				strerror(-count), r->n_fds);
+		drop_message(r);
+		/* A stream has no boundary to find the next message by. */
+		if (r->type == SOCK_STREAM &&
+		    (count == -EPROTO || count == -ECONNRESET))
+			r->broken = count;
+		return count;
+	}
+	return deliver(r, count, frames, fds, max);
+}
+
+static int receiver_init(struct vms_receiver *r, int sock)
+{
+	int type = socket_type(sock);
+
+	if (type < 0)
+		return type;
+	if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)
+		return -ENOTSOCK;
+	*r = (struct vms_receiver){ .sock = sock, .type = type };
+	return 0;
+}
+
+VMS_EXPORT struct vms_receiver *vms_receiver_create(int sock)
+{
+	struct vms_receiver *r = malloc(sizeof(*r));
+	int ret;
+
+	if (!r) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	ret = receiver_init(r, sock);
+	if (ret) {
+		free(r);
+		errno = -ret;
+		return NULL;
+	}
+	return r;
+}
+
+VMS_EXPORT void vms_receiver_destroy(struct vms_receiver *r)
+{
+	if (!r)
+		return;
+	drop_message(r);
+	free(r);
+}
+
+VMS_EXPORT int vms_receiver_read(struct vms_receiver *r,
+				 struct vms_frame *frames, int *fds,
+				 size_t max)
+{
+	if (!r)
+		return -EINVAL;
+	return receiver_read(r, frames, fds, max);
+}
+
+/* Waits until @sock is readable or @ms pass: 0, -ETIMEDOUT or -errno. */
+static int wait_readable(int sock, int ms)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int n;
+
+	do
+		n = poll(&p, 1, ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n ? 0 : -ETIMEDOUT;
+}
+
+VMS_EXPORT int vms_recv(int sock, struct vms_frame *frames, int *fds,
+			size_t max)
+{
+	struct vms_receiver r;
+	int ret = receiver_init(&r, sock);
+
+	if (ret)
+		return ret;
+	for (;;) {
+		ret = receiver_read(&r, frames, fds, max);
+		if (ret != -EAGAIN || !r.got)
+			return ret;
+		/*
+		 * A message has begun on a non-blocking stream.  Nothing can
+		 * keep it for a later call, and dropping it would leave the
+		 * stream mid-message: wait for the rest, a bounded time.
+		 */
+		ret = wait_readable(sock, VMS_RECV_REST_TIMEOUT_MS);
+		if (ret) {
+			vms_log(NULL, "dropped a message: its rest did not come (%s), closed %zu fds",
+				strerror(-ret), r.n_fds);
+			drop_message(&r);
+			return ret;
+		}
+	}
 }

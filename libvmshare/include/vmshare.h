@@ -30,6 +30,8 @@ struct vms_context;
 struct vms_buffer;
 /** A peer's mapping of a received buffer. */
 struct vms_mapping;
+/** Receives messages piece by piece from a non-blocking socket. */
+struct vms_receiver;
 
 /** Flags of vms_context_create(). */
 enum vms_context_flags {
@@ -350,17 +352,55 @@ int vms_send_buffers(int sock, const struct vms_frame *frames,
  * the sender cannot change: a dma-buf, or a memfd sealed with
  * F_SEAL_SHRINK.  On any error every fd that arrived is closed.
  *
+ * For a blocking socket.  On a non-blocking one it returns -EAGAIN only
+ * when no message has begun; once one has, it waits up to a second for
+ * the rest (-ETIMEDOUT after that), since it cannot keep a part for a
+ * later call.  An event loop uses a vms_receiver instead.
+ *
+ * What the caller does after an error: on SOCK_STREAM, after EPROTO or
+ * ECONNRESET no later message can be found in the stream: close it.
+ * After the other errors the bad message was read whole and dropped, and
+ * the next one can be received.  On SOCK_SEQPACKET every message is a
+ * record of its own: after any error but ECONNRESET, read on.
+ *
  * @param frames  room for @p max frames
  * @param fds     room for @p max fds; on success the caller owns them
  * @return the number of frames, 0 when the peer closed the connection
  *         between messages, or a negative errno: ECONNRESET (closed
- *         mid-message), EPROTO (not a vmshare message, unknown version),
- *         EMSGSIZE (more frames than @p max, or fds were truncated),
- *         EBADMSG (fds missing or in excess, an fd that could shrink,
- *         or a frame that does not fit its own description), EOVERFLOW (a
- *         frame claims more than its fd holds)
+ *         mid-message), EPROTO (not a vmshare message: a header of
+ *         another magic, version, frame size or frame count, or an empty
+ *         record), EMSGSIZE (more frames than @p max, or fds were
+ *         truncated), EBADMSG (fds missing or in excess, an fd that could
+ *         shrink, or a frame that does not fit its own description),
+ *         EOVERFLOW (a frame claims more than its fd holds), ETIMEDOUT
+ *         (see above), ENOTSOCK (@p sock is not a stream, seqpacket or
+ *         datagram socket)
  */
 int vms_recv(int sock, struct vms_frame *frames, int *fds, size_t max);
+
+/**
+ * A receiver for an event loop: vms_receiver_read() returns -EAGAIN while
+ * a message is incomplete on a non-blocking socket and keeps what arrived
+ * of it (bytes and fds) for the next call.
+ *
+ * @param sock  borrowed: the receiver neither closes it nor changes its
+ *              flags; it must stay open while the receiver lives
+ * @return the receiver, or NULL with errno set (ENOTSOCK, ENOMEM)
+ */
+struct vms_receiver *vms_receiver_create(int sock);
+
+/** Destroys the receiver, closing the fds of a message it had begun. */
+void vms_receiver_destroy(struct vms_receiver *r);
+
+/**
+ * Reads what the socket has towards the next message, as vms_recv():
+ * the same checks and the same return values, and what to do after an
+ * error is the same, except that -EAGAIN means "not yet": call again when
+ * the socket is readable.  On SOCK_STREAM, once it returned EPROTO or
+ * ECONNRESET it keeps returning that error.
+ */
+int vms_receiver_read(struct vms_receiver *r, struct vms_frame *frames,
+		      int *fds, size_t max);
 
 /**
  * Maps a received fd as described by @p frame: read-only when the frame

@@ -175,7 +175,8 @@ REFUSAL_TEST(bad_magic, 1, EPROTO, m.header.magic ^= 1)
 REFUSAL_TEST(unknown_version, 1, EPROTO, m.header.version = 2)
 REFUSAL_TEST(other_frame_size, 1, EPROTO, m.header.frame_size -= 8)
 REFUSAL_TEST(zero_frames, 1, EPROTO, m.header.count = 0; len = sizeof(m.header))
-REFUSAL_TEST(too_many_frames, 1, EMSGSIZE, m.header.count = VMS_MAX_FRAMES + 1)
+/* vms_send() never sends more: on a stream the next message is lost too. */
+REFUSAL_TEST(too_many_frames, 1, EPROTO, m.header.count = VMS_MAX_FRAMES + 1)
 REFUSAL_TEST(no_fd, 0, EBADMSG, (void)0)
 REFUSAL_TEST(extra_fd, 2, EBADMSG, (void)0)
 REFUSAL_TEST(fds_truncated, 20, EMSGSIZE, (void)0)
@@ -392,6 +393,207 @@ static void partial_reads(void)
 	vms_context_destroy(c);
 }
 
+static void set_nonblocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	VMT_ASSERT_OK(flags);
+	VMT_ASSERT_OK(fcntl(fd, F_SETFL, flags | O_NONBLOCK));
+}
+
+/*
+ * recvmsg gives 0 for an empty record as for the end of the connection:
+ * an empty record is a protocol error, and what follows it still arrives.
+ */
+static void empty_record_is_not_eof(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame got[VMS_MAX_FRAMES];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+
+	pair(SOCK_SEQPACKET, sv);
+	send_raw(sv[0], "", 0, -1, 0);
+	send_raw(sv[0], &m, ONE_FRAME, vms_buffer_fd(buf), 1);
+	before = vmt_count_fds();
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EPROTO);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+	close(fds[0]);
+	/* An empty record carrying an fd: refused, and the fd closed. */
+	send_raw(sv[0], "", 0, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EPROTO);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	close(sv[0]);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 0);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/*
+ * A child sends @m's first @first bytes with the fd, then after @delay_us
+ * the rest, unless @delay_us is 0.
+ */
+static pid_t send_in_two_parts(int sock, const struct message *m,
+			       size_t first, int fd, useconds_t delay_us)
+{
+	pid_t pid = fork();
+
+	VMT_ASSERT(pid >= 0);
+	if (pid == 0) {
+		send_raw(sock, m, first, fd, 1);
+		if (delay_us) {
+			usleep(delay_us);
+			send_raw(sock, (const char *)m + first, ONE_FRAME - first,
+				 -1, 0);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+/*
+ * On a non-blocking stream vms_recv returned -EAGAIN in the middle of a
+ * message, closed the fds that had come and left the stream mid-message.
+ * It now waits for the rest of a message it has begun, a bounded time.
+ */
+static void nonblocking_split_message(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame got[VMS_MAX_FRAMES];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	int sv[2], fds[VMS_MAX_FRAMES], before = vmt_count_fds();
+	pid_t pid;
+
+	pair(SOCK_STREAM, sv);
+	set_nonblocking(sv[1]);
+	/* Nothing has begun: EAGAIN, and nothing is lost. */
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EAGAIN);
+	pid = send_in_two_parts(sv[0], &m, 20, vms_buffer_fd(buf), 100000);
+	usleep(20000);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT_EQ(vmt_wait(pid), 0);
+	VMT_ASSERT(!memcmp(&got[0], &m.frames[0], sizeof(got[0])));
+	close(fds[0]);
+
+	/* The rest never comes: ETIMEDOUT after a second, fds closed. */
+	pid = send_in_two_parts(sv[0], &m, 20, vms_buffer_fd(buf), 0);
+	VMT_ASSERT_EQ(vmt_wait(pid), 0);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -ETIMEDOUT);
+	close(sv[0]);
+	close(sv[1]);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/* An event loop's receiver keeps the part of a message that has come. */
+static void receiver_resumes(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame got[VMS_MAX_FRAMES];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	const char *bytes = (const char *)&m;
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+	struct vms_receiver *r;
+
+	pair(SOCK_STREAM, sv);
+	set_nonblocking(sv[1]);
+	r = vms_receiver_create(sv[1]);
+	VMT_ASSERT(r);
+	before = vmt_count_fds();
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EAGAIN);
+	/* The fd and part of the header, then the header, then the rest. */
+	send_raw(sv[0], bytes, 3, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EAGAIN);
+	VMT_ASSERT_EQ(vmt_count_fds(), before + 1);
+	send_raw(sv[0], bytes + 3, sizeof(struct wire_header) - 3, -1, 0);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EAGAIN);
+	/* The rest, and a whole second message right behind it. */
+	send_raw(sv[0], bytes + sizeof(struct wire_header),
+		 ONE_FRAME - sizeof(struct wire_header), -1, 0);
+	m.frames[0].tag = 2;
+	send_raw(sv[0], &m, ONE_FRAME, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT_EQ(got[0].tag, 0);
+	close(fds[0]);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT_EQ(got[0].tag, 2);
+	close(fds[0]);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EAGAIN);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+
+	/* Destroyed mid-message, it closes the fd it kept. */
+	send_raw(sv[0], bytes, 10, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EAGAIN);
+	VMT_ASSERT_EQ(vmt_count_fds(), before + 1);
+	vms_receiver_destroy(r);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+/* After a header it cannot parse, a stream has no next message to find. */
+static void receiver_stream_stays_broken(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_frame got[VMS_MAX_FRAMES];
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf), bad = m;
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+	struct vms_receiver *r;
+
+	bad.header.magic ^= 1;
+	pair(SOCK_STREAM, sv);
+	r = vms_receiver_create(sv[1]);
+	VMT_ASSERT(r);
+	before = vmt_count_fds();
+	send_raw(sv[0], &bad, ONE_FRAME, vms_buffer_fd(buf), 1);
+	send_raw(sv[0], &m, ONE_FRAME, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EPROTO);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EPROTO);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	vms_receiver_destroy(r);
+	/* On a seqpacket socket the next record is read as usual. */
+	close(sv[0]);
+	close(sv[1]);
+	pair(SOCK_SEQPACKET, sv);
+	r = vms_receiver_create(sv[1]);
+	VMT_ASSERT(r);
+	send_raw(sv[0], &bad, ONE_FRAME, vms_buffer_fd(buf), 1);
+	send_raw(sv[0], &m, ONE_FRAME, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EPROTO);
+	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), 1);
+	close(fds[0]);
+	vms_receiver_destroy(r);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_destroy(buf);
+	vms_context_destroy(c);
+}
+
+static void receiver_errors(void)
+{
+	struct vms_frame got[1];
+	int p[2], fds[1];
+
+	VMT_ASSERT_OK(pipe2(p, O_CLOEXEC));
+	errno = 0;
+	VMT_ASSERT(!vms_receiver_create(p[0]));
+	VMT_ASSERT_EQ(errno, ENOTSOCK);
+	VMT_ASSERT_EQ(vms_recv(p[0], got, fds, 1), -ENOTSOCK);
+	VMT_ASSERT_EQ(vms_receiver_read(NULL, got, fds, 1), -EINVAL);
+	vms_receiver_destroy(NULL);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -485,6 +687,11 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(peer_closes_mid_message),
 	VMT_TEST(peer_closes_between_messages),
 	VMT_TEST(partial_reads),
+	VMT_TEST(empty_record_is_not_eof),
+	VMT_TEST(nonblocking_split_message),
+	VMT_TEST(receiver_resumes),
+	VMT_TEST(receiver_stream_stays_broken),
+	VMT_TEST(receiver_errors),
 	VMT_TEST(interrupted_by_signal),
 	VMT_TEST(send_errors),
 };
