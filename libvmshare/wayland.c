@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,14 @@ struct vms_wl_buffer {
 	struct wl_buffer *buffer;
 	struct vms_buffer *export;	/* dma-buf path */
 	void *pool;			/* shm path: our mapping of the pool */
-	bool busy;
+	/*
+	 * Held by the compositor: set by vms_wl_buffer_attach(), cleared by
+	 * wl_buffer.release, which may be dispatched on another thread than
+	 * the one drawing.
+	 */
+	atomic_bool busy;
+	vms_wl_release_handler release_handler;
+	void *release_data;
 	/* The answer to zwp_linux_buffer_params_v1.create. */
 	bool import_answered;
 	char reason[256];
@@ -475,7 +483,9 @@ static void buffer_release(void *data, struct wl_buffer *buffer)
 	struct vms_wl_buffer *buf = data;
 
 	(void)buffer;
-	buf->busy = false;
+	atomic_store(&buf->busy, false);
+	if (buf->release_handler)
+		buf->release_handler(buf->release_data, buf);
 }
 
 static const struct wl_buffer_listener buffer_listener = {
@@ -736,6 +746,7 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 		.height = height, .stride = stride, .fourcc = fourcc,
 		.len = (size_t)len,
 	};
+	atomic_init(&buf->busy, false);
 	fourcc_name(fourcc, name);
 
 	ret = create_dmabuf(buf, fmt);
@@ -774,22 +785,37 @@ VMS_EXPORT struct wl_buffer *vms_wl_buffer_get(const struct vms_wl_buffer *buf)
 
 VMS_EXPORT int vms_wl_buffer_update(struct vms_wl_buffer *buf)
 {
+	if (atomic_load(&buf->busy))
+		return -EBUSY;
 	if (buf->path == VMS_WL_PATH_DMABUF)
 		return vms_buffer_end_cpu_access(buf->export, VMS_ACCESS_WRITE);
-	if (buf->busy)
-		return -EBUSY;
 	memcpy(buf->pool, buf->data, buf->len);
+	return 0;
+}
+
+VMS_EXPORT int vms_wl_buffer_attach(struct vms_wl_buffer *buf,
+				    struct wl_surface *surface, int32_t x,
+				    int32_t y)
+{
+	bool idle = false;
+
+	if (!atomic_compare_exchange_strong(&buf->busy, &idle, true))
+		return -EBUSY;
+	wl_surface_attach(surface, buf->buffer, x, y);
 	return 0;
 }
 
 VMS_EXPORT bool vms_wl_buffer_is_busy(const struct vms_wl_buffer *buf)
 {
-	return buf->busy;
+	return atomic_load(&((struct vms_wl_buffer *)buf)->busy);
 }
 
-VMS_EXPORT void vms_wl_buffer_mark_busy(struct vms_wl_buffer *buf)
+VMS_EXPORT void vms_wl_buffer_set_release_handler(struct vms_wl_buffer *buf,
+						  vms_wl_release_handler handler,
+						  void *data)
 {
-	buf->busy = true;
+	buf->release_handler = handler;
+	buf->release_data = data;
 }
 
 VMS_EXPORT enum vms_wl_path vms_wl_buffer_path(const struct vms_wl_buffer *buf)

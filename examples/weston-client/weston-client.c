@@ -3,8 +3,11 @@
  * vmshare-weston-client: a Wayland window animated from plain process
  * memory, shared with the compositor through libvmshare.
  *
- * Each of two frames is an ordinary block from vms_frame_alloc(), which
+ * Each of three frames is an ordinary block from vms_frame_alloc(), which
  * is page-aligned so that a dma-buf of it holds nothing but the frame.
+ * Three, because a compositor that scans a buffer out holds two at once
+ * (the one on screen and the one queued for the next flip); when it
+ * holds all three, the client waits for a release before it draws.
  * libvmshare exports it once and hands the compositor a
  * zwp_linux_dmabuf_v1 buffer of that very memory, so drawing a frame is
  * all it costs; where the compositor or the kernel cannot take that, the
@@ -37,7 +40,7 @@
 #include "xdg-shell-client-protocol.h"
 
 #define XRGB8888 0x34325258u
-#define N_FRAMES 2
+#define N_FRAMES 3
 
 struct display {
 	struct wl_display *display;
@@ -64,6 +67,7 @@ struct window {
 	struct frame frames[N_FRAMES];
 	struct wl_callback *callback;
 	bool configured, fullscreen, checksums, still, failed;
+	bool waiting;	/* every frame is held: draw at the next release */
 	uint32_t committed, wanted;
 };
 
@@ -128,9 +132,7 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 	if (!running)
 		return;
 	if (!frame) {
-		fprintf(stderr, "the compositor holds both frames\n");
-		window->failed = true;
-		running = 0;
+		window->waiting = true;
 		return;
 	}
 
@@ -138,8 +140,10 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 	if (!window->still)
 		draw(window, frame->pixels, window->committed);
 	ret = vms_wl_buffer_update(frame->buffer);
+	if (!ret)
+		ret = vms_wl_buffer_attach(frame->buffer, window->surface, 0, 0);
 	if (ret) {
-		fprintf(stderr, "vms_wl_buffer_update: %s\n", strerror(-ret));
+		fprintf(stderr, "presenting a frame: %s\n", strerror(-ret));
 		window->failed = true;
 		running = 0;
 		return;
@@ -148,13 +152,11 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 		printf("committed %u checksum %016llx\n", window->committed,
 		       (unsigned long long)checksum(window, frame->pixels));
 
-	wl_surface_attach(window->surface, vms_wl_buffer_get(frame->buffer), 0, 0);
 	wl_surface_damage_buffer(window->surface, 0, 0, (int32_t)window->width,
 				 (int32_t)window->height);
 	window->callback = wl_surface_frame(window->surface);
 	wl_callback_add_listener(window->callback, &frame_listener, window);
 	wl_surface_commit(window->surface);
-	vms_wl_buffer_mark_busy(frame->buffer);
 
 	if (window->committed == 0) {
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &window->cpu_start);
@@ -162,6 +164,18 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 	}
 	if (++window->committed == window->wanted)
 		running = 0;
+}
+
+/* A frame came back: draw into it if the animation was waiting for one. */
+static void frame_released(void *data, struct vms_wl_buffer *buffer)
+{
+	struct window *window = data;
+
+	(void)buffer;
+	if (!window->waiting)
+		return;
+	window->waiting = false;
+	redraw(window, NULL, 0);
 }
 
 static double seconds_since(clockid_t clock, const struct timespec *start)
@@ -358,6 +372,8 @@ static int create_frames(struct window *window)
 						     window->stride, XRGB8888);
 		if (!frame->buffer)
 			return -errno;
+		vms_wl_buffer_set_release_handler(frame->buffer, frame_released,
+						  window);
 	}
 	return 0;
 }

@@ -432,6 +432,7 @@ int vms_mapping_end_cpu_access(struct vms_mapping *map, uint32_t access);
  */
 struct wl_display;
 struct wl_buffer;
+struct wl_surface;
 
 /** A connection's dma-buf and shm globals, bound for libvmshare's use. */
 struct vms_wl;
@@ -539,22 +540,49 @@ struct wl_buffer *vms_wl_buffer_get(const struct vms_wl_buffer *buf);
 
 /**
  * Makes what was drawn into the memory visible to the compositor; call
- * after drawing and before attaching.  The dma-buf path only ends CPU
- * access; the shm path copies the memory into its pool.
+ * after drawing and before vms_wl_buffer_attach().  The dma-buf path only
+ * ends CPU access; the shm path copies the memory into its pool.
  *
- * @return 0, or -EBUSY when the compositor still holds the buffer (the
- *         shm copy would change what it reads), or another negative errno
+ * Draw only into a buffer that is not busy: while the compositor holds
+ * it, it may read the memory (a dma-buf is the memory itself) at any
+ * moment, so a frame drawn then may be shown half-drawn.
+ *
+ * @return 0, or -EBUSY when the compositor still holds the buffer (on
+ *         both paths: wait for its release), or another negative errno
  */
 int vms_wl_buffer_update(struct vms_wl_buffer *buf);
+
+/**
+ * Attaches the buffer to @p surface (wl_surface.attach at @p x, @p y) and
+ * marks it busy: held by the compositor from the commit that follows
+ * until its wl_buffer.release.  Commit the surface next.  Safe against a
+ * release handled on another thread.
+ *
+ * @return 0, or -EBUSY when the buffer is busy (the compositor has not
+ *         released it yet; nothing is attached)
+ */
+int vms_wl_buffer_attach(struct vms_wl_buffer *buf, struct wl_surface *surface,
+			 int32_t x, int32_t y);
 
 /** @return whether the compositor holds the buffer (attached, not released). */
 bool vms_wl_buffer_is_busy(const struct vms_wl_buffer *buf);
 
 /**
- * Marks the buffer as held by the compositor: call when committing it
- * attached; the compositor's wl_buffer.release clears it.
+ * Called when the compositor releases the buffer, after it stopped being
+ * busy: the moment to draw the next frame into it.  Runs on the thread
+ * that dispatches the display's default queue.
  */
-void vms_wl_buffer_mark_busy(struct vms_wl_buffer *buf);
+typedef void (*vms_wl_release_handler)(void *data, struct vms_wl_buffer *buf);
+
+/**
+ * Sets (or, with NULL, clears) the buffer's release handler.  The library
+ * owns the wl_buffer's listener, so this is how the application hears of
+ * the release.  A buffer returned again for the same memory
+ * (vms_wl_buffer_create()) has one handler: the last one set.
+ */
+void vms_wl_buffer_set_release_handler(struct vms_wl_buffer *buf,
+				       vms_wl_release_handler handler,
+				       void *data);
 
 /** @return the path the buffer takes. */
 enum vms_wl_path vms_wl_buffer_path(const struct vms_wl_buffer *buf);

@@ -3,7 +3,7 @@
  * nv12-client: shows one NV12 frame of process memory through
  * vms_wl_buffer_create() and prints what refcomp must read.
  *
- *   nv12-client [--unaligned | --expose-whole-pages | --remap]
+ *   nv12-client [--unaligned | --expose-whole-pages | --remap | --held]
  *
  * The frame is vms_frame_alloc() memory, which a dma-buf can share as it
  * is.  --unaligned puts it 8 bytes into a malloc() block instead, which
@@ -13,7 +13,14 @@
  * in which the frame lies 8 bytes or more into its first page).  --remap
  * then frees the frame, gets new memory at the same address (as free()
  * and malloc() may), draws another frame there and presents it the same
- * way: a second commit, whose pixels must be the new ones.
+ * way: a second commit, whose pixels must be the new ones.  --held, against
+ * refcomp --hold-buffers, checks what a buffer the compositor holds
+ * refuses: vms_wl_buffer_update() and vms_wl_buffer_attach() give EBUSY
+ * until the compositor releases it (on the dma-buf path too, where the
+ * compositor reads the very memory a new frame would be drawn into), and
+ * the release handler runs once when it does; it prints
+ *
+ *   held: update EBUSY, attach EBUSY, released once, update 0
  *
  * No client in the tree draws NV12, so this one draws a fixed pattern of
  * odd height with padded rows (the layout vmshare.h documents: the UV
@@ -45,6 +52,50 @@
 #define STRIDE 320
 
 static struct wl_compositor *compositor;
+static unsigned int releases;
+
+static void released(void *data, struct vms_wl_buffer *buf)
+{
+	(void)data;
+	(void)buf;
+	releases++;
+}
+
+/*
+ * @buf was shown and refcomp --hold-buffers holds it: what must be
+ * refused until the compositor lets it go, then allowed again.
+ */
+static int check_held(struct wl_display *display, struct wl_surface *surface,
+		      struct vms_wl_buffer *buf)
+{
+	int update, attach;
+
+	vms_wl_buffer_set_release_handler(buf, released, NULL);
+	if (!vms_wl_buffer_is_busy(buf)) {
+		fprintf(stderr, "a held buffer is not busy\n");
+		return -1;
+	}
+	update = vms_wl_buffer_update(buf);
+	attach = vms_wl_buffer_attach(buf, surface, 0, 0);
+	if (update != -EBUSY || attach != -EBUSY) {
+		fprintf(stderr, "held buffer: update %d, attach %d, not -EBUSY\n",
+			update, attach);
+		return -1;
+	}
+	/* Nothing attached: the next commit takes the buffer off. */
+	wl_surface_attach(surface, NULL, 0, 0);
+	wl_surface_commit(surface);
+	if (wl_display_roundtrip(display) < 0)
+		return -1;
+	update = vms_wl_buffer_update(buf);
+	if (releases != 1 || vms_wl_buffer_is_busy(buf) || update) {
+		fprintf(stderr, "after the release: %u handler calls, busy %d, update %d\n",
+			releases, vms_wl_buffer_is_busy(buf), update);
+		return -1;
+	}
+	printf("held: update EBUSY, attach EBUSY, released once, update 0\n");
+	return 0;
+}
 
 static void registry_global(void *data, struct wl_registry *registry,
 			    uint32_t name, const char *interface,
@@ -106,13 +157,16 @@ static int show(struct wl_display *display, struct wl_surface *surface,
 		struct vms_wl_buffer *buf, const uint8_t *frame,
 		unsigned int seq)
 {
-	if (vms_wl_buffer_update(buf) < 0) {
-		fprintf(stderr, "vms_wl_buffer_update failed\n");
+	int ret = vms_wl_buffer_update(buf);
+
+	if (!ret)
+		ret = vms_wl_buffer_attach(buf, surface, 0, 0);
+	if (ret) {
+		fprintf(stderr, "presenting the frame: %s\n", strerror(-ret));
 		return -1;
 	}
 	printf("committed %u checksum %016" PRIx64 "\n", seq, checksum(frame));
 	fflush(stdout);
-	wl_surface_attach(surface, vms_wl_buffer_get(buf), 0, 0);
 	wl_surface_damage(surface, 0, 0, WIDTH, HEIGHT);
 	wl_surface_commit(surface);
 	/* refcomp reads the buffer while it applies the commit. */
@@ -141,6 +195,7 @@ int main(int argc, char **argv)
 	bool expose = argc > 1 && !strcmp(argv[1], "--expose-whole-pages");
 	bool in_malloc = expose || (argc > 1 && !strcmp(argv[1], "--unaligned"));
 	bool remap = argc > 1 && !strcmp(argv[1], "--remap");
+	bool held = argc > 1 && !strcmp(argv[1], "--held");
 	size_t map_len = (len + 4095) & ~(size_t)4095;
 	struct vms_wl_buffer *again = NULL;
 	struct wl_display *display = wl_display_connect(NULL);
@@ -152,9 +207,9 @@ int main(int argc, char **argv)
 	uint8_t *alloc, *frame;
 	int status = 1;
 
-	if (argc > 2 || (argc == 2 && !in_malloc && !remap)) {
+	if (argc > 2 || (argc == 2 && !in_malloc && !remap && !held)) {
 		fprintf(stderr, "usage: %s [--unaligned | --expose-whole-pages | "
-			"--remap]\n", argv[0]);
+			"--remap | --held]\n", argv[0]);
 		return 2;
 	}
 	if (!display || !ctx) {
@@ -201,6 +256,8 @@ int main(int argc, char **argv)
 		       vms_wl_buffer_fallback_reason(buf));
 	surface = wl_compositor_create_surface(compositor);
 	status = show(display, surface, buf, frame, 0) ? 1 : 0;
+	if (!status && held)
+		status = check_held(display, surface, buf) ? 1 : 0;
 	if (!status && remap) {
 		/* The application still holds buf, as a buffer cache would. */
 		if (!replace_memory(frame, map_len)) {

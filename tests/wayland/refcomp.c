@@ -7,6 +7,7 @@
  *   refcomp [--socket NAME] [--log FILE] [--size WxH]
  *           [--frame-interval-ms MS] [--no-dmabuf] [--refuse-dmabuf]
  *           [--formats LIST] [--modifier linear|implicit] [--hold-buffers]
+ *           [--hold-count N] [--release-delay-ms MS]
  *           [--exit-after-frames N] [--timeout S] [--exit-on-client-gone]
  *           [--frame-time-step MS]
  *           [--dmabuf-version 3|4] [--bad-feedback size|index|unmappable]
@@ -32,6 +33,11 @@
  *                        a buffer with any other modifier is `failed`
  * --hold-buffers         keep the current buffer until the next commit
  *                        replaces it, as a compositor that samples it would
+ * --hold-count N         keep the last N committed buffers (1 to 4; 1 is
+ *                        --hold-buffers): 2 is what a compositor scanning
+ *                        buffers out holds, one on screen and one queued
+ * --release-delay-ms MS  send each wl_buffer.release MS after it is due:
+ *                        a compositor still reading, or a late flip
  * --exit-after-frames N  exit 0 after N frames
  * --timeout S            exit 2 after S seconds unless the run ended first
  * --exit-on-client-gone  when the last client disconnects, exit 0 if N
@@ -64,7 +70,9 @@
  * sends wl_buffer.release right after that read.  A client can therefore
  * reuse one buffer for every frame; --hold-buffers instead releases a
  * buffer only when a later commit replaces it, to exercise double
- * buffering.
+ * buffering.  A buffer attached and committed while refcomp has not yet
+ * released it (held, or its release still delayed) is a client drawing
+ * into memory the compositor reads: refcomp logs busy-reuse and counts it.
  *
  * The log, one line per event, "key=value" fields separated by spaces
  * (a contract: tests/wayland/run-refcomp-test parses it):
@@ -77,7 +85,9 @@
  *       format=0x%08x modifier=0x%016llx result=created|failed reason=<word>
  *   frame seq=<n> path=dmabuf|shm width=<w> height=<h> stride=<plane 0>
  *       format=0x%08x checksum=%016llx
- *   summary frames=<n> dmabuf=<n> shm=<n> shm_pools=<n>
+ *   busy-reuse seq=<n of the frame that reused a held buffer>
+ *   summary frames=<n> dmabuf=<n> shm=<n> shm_pools=<n> dmabuf_created=<n>
+ *       dmabuf_failed=<n> busy_reuse=<n>
  *       dmabuf_created=<n> dmabuf_failed=<n>
  *
  * (dmabuf-feedback, dmabuf-params, frame and summary are one line each.)  One
@@ -161,7 +171,8 @@ static struct {
 	int32_t width, height;
 	uint32_t frame_interval_ms, exit_after_frames, timeout_s;
 	uint32_t frame_time_step;
-	bool no_dmabuf, refuse_dmabuf, hold_buffers, exit_on_client_gone;
+	bool no_dmabuf, refuse_dmabuf, exit_on_client_gone;
+	uint32_t hold_count, release_delay_ms;
 	bool offered[N_FORMATS];
 	uint64_t modifier;
 	uint32_t dmabuf_version;
@@ -183,7 +194,8 @@ static struct {
 	uint64_t present_seq;
 	unsigned int clients;
 	unsigned int frames, dmabuf_frames, shm_frames, shm_pools;
-	unsigned int dmabuf_created, dmabuf_failed;
+	unsigned int dmabuf_created, dmabuf_failed, busy_reuses;
+	struct wl_list delayed;		/* delayed_release.link */
 } rc;
 
 /* ---- buffers ---------------------------------------------------------- */
@@ -1037,6 +1049,49 @@ static void buffer_ref_init(struct buffer_ref *ref)
 	wl_list_init(&ref->destroy.link);
 }
 
+#define MAX_HOLD 4
+
+/* A wl_buffer.release sent --release-delay-ms late. */
+struct delayed_release {
+	struct buffer_ref buffer;
+	struct wl_event_source *timer;
+	struct wl_list link;		/* rc.delayed */
+};
+
+static int delayed_release_fire(void *data)
+{
+	struct delayed_release *d = data;
+
+	if (d->buffer.resource)
+		wl_buffer_send_release(d->buffer.resource);
+	buffer_ref_set(&d->buffer, NULL);
+	if (d->timer)
+		wl_event_source_remove(d->timer);
+	wl_list_remove(&d->link);
+	free(d);
+	return 0;
+}
+
+static void release_buffer(struct wl_resource *buffer)
+{
+	struct delayed_release *d;
+
+	if (!opt.release_delay_ms || !(d = calloc(1, sizeof(*d)))) {
+		wl_buffer_send_release(buffer);
+		return;
+	}
+	buffer_ref_init(&d->buffer);
+	buffer_ref_set(&d->buffer, buffer);
+	d->timer = wl_event_loop_add_timer(wl_display_get_event_loop(rc.display),
+					   delayed_release_fire, d);
+	wl_list_insert(&rc.delayed, &d->link);
+	if (!d->timer) {
+		delayed_release_fire(d);
+		return;
+	}
+	wl_event_source_timer_update(d->timer, (int)opt.release_delay_ms);
+}
+
 struct xdg_surface;
 
 struct surface {
@@ -1050,7 +1105,9 @@ struct surface {
 	/* Applied, waiting for the next tick. */
 	struct wl_list frames;
 	struct wl_list feedback;
-	struct buffer_ref held;		/* --hold-buffers */
+	/* --hold-count: the last committed buffers, oldest first. */
+	struct buffer_ref held[MAX_HOLD];
+	uint32_t n_held;
 	const char *role;
 	struct xdg_surface *xdg;
 	bool had_buffer;
@@ -1205,6 +1262,47 @@ static void surface_set_buffer_scale(struct wl_client *client,
 static bool xdg_commit_allowed(struct surface *s);
 static void xdg_committed(struct surface *s);
 
+/* Whether refcomp still holds @buffer or has its release pending. */
+static bool buffer_unreleased(struct wl_resource *buffer)
+{
+	struct delayed_release *d;
+	struct surface *s;
+
+	wl_list_for_each(s, &rc.surfaces, link)
+		for (uint32_t i = 0; i < s->n_held; i++)
+			if (s->held[i].resource == buffer)
+				return true;
+	wl_list_for_each(d, &rc.delayed, link)
+		if (d->buffer.resource == buffer)
+			return true;
+	return false;
+}
+
+/* Releases @s's held buffers, oldest first, until at most @keep remain. */
+static void release_held(struct surface *s, uint32_t keep)
+{
+	while (s->n_held > keep) {
+		struct wl_resource *oldest = s->held[0].resource;
+
+		for (uint32_t i = 1; i < s->n_held; i++)
+			buffer_ref_set(&s->held[i - 1], s->held[i].resource);
+		buffer_ref_set(&s->held[--s->n_held], NULL);
+		if (oldest)
+			release_buffer(oldest);
+	}
+}
+
+/* A buffer just read: released now, or held as --hold-count says. */
+static void hold(struct surface *s, struct wl_resource *buffer)
+{
+	if (!opt.hold_count) {
+		release_buffer(buffer);
+		return;
+	}
+	buffer_ref_set(&s->held[s->n_held++], buffer);
+	release_held(s, opt.hold_count);
+}
+
 static void log_frame(struct buffer *buf, uint64_t sum)
 {
 	fprintf(rc.log, "frame seq=%u path=%s width=%d height=%d stride=%u "
@@ -1233,9 +1331,12 @@ static void surface_commit(struct wl_client *client,
 	if (s->xdg && !xdg_commit_allowed(s))
 		return;
 	if (s->pending_attached) {
-		if (s->held.resource && s->held.resource != buffer)
-			wl_buffer_send_release(s->held.resource);
-		buffer_ref_set(&s->held, NULL);
+		if (buffer && buffer_unreleased(buffer)) {
+			fprintf(rc.log, "busy-reuse seq=%u\n", rc.frames);
+			rc.busy_reuses++;
+		}
+		if (!buffer)
+			release_held(s, 0);
 		if (buffer) {
 			struct buffer *buf = wl_resource_get_user_data(buffer);
 			uint64_t sum;
@@ -1243,10 +1344,7 @@ static void surface_commit(struct wl_client *client,
 			if (!buffer_checksum(buf, &sum))
 				return;
 			log_frame(buf, sum);
-			if (opt.hold_buffers)
-				buffer_ref_set(&s->held, buffer);
-			else
-				wl_buffer_send_release(buffer);
+			hold(s, buffer);
 			s->had_buffer = true;
 		}
 		buffer_ref_set(&s->pending_buffer, NULL);
@@ -1292,7 +1390,8 @@ static void surface_free(struct wl_resource *resource)
 	if (s->xdg)
 		xdg_surface_lost_surface(s->xdg);
 	buffer_ref_set(&s->pending_buffer, NULL);
-	buffer_ref_set(&s->held, NULL);
+	for (uint32_t i = 0; i < s->n_held; i++)
+		buffer_ref_set(&s->held[i], NULL);
 	destroy_resource_list(&s->pending_frames, false);
 	destroy_resource_list(&s->frames, false);
 	destroy_resource_list(&s->pending_feedback, true);
@@ -1319,7 +1418,8 @@ static void compositor_create_surface(struct wl_client *client,
 		return;
 	}
 	buffer_ref_init(&s->pending_buffer);
-	buffer_ref_init(&s->held);
+	for (uint32_t i = 0; i < MAX_HOLD; i++)
+		buffer_ref_init(&s->held[i]);
 	wl_list_init(&s->pending_frames);
 	wl_list_init(&s->pending_feedback);
 	wl_list_init(&s->frames);
@@ -2179,7 +2279,8 @@ static void usage(const char *argv0)
 	fprintf(stderr, "usage: %s [--socket NAME] [--log FILE] [--size WxH] "
 		"[--frame-interval-ms MS] [--no-dmabuf] [--refuse-dmabuf] "
 		"[--formats LIST|none] [--modifier linear|implicit] "
-		"[--hold-buffers] [--exit-after-frames N] [--timeout S] "
+		"[--hold-buffers] [--hold-count N] [--release-delay-ms MS] "
+		"[--exit-after-frames N] [--timeout S] "
 		"[--exit-on-client-gone] [--frame-time-step MS] "
 		"[--dmabuf-version 3|4] [--bad-feedback size|index|unmappable] "
 		"[--shm-nv12]\n",
@@ -2211,6 +2312,8 @@ static int parse_args(int argc, char **argv)
 		{ "formats", required_argument, NULL, 'f' },
 		{ "modifier", required_argument, NULL, 'm' },
 		{ "hold-buffers", no_argument, NULL, 'H' },
+		{ "hold-count", required_argument, NULL, 'h' },
+		{ "release-delay-ms", required_argument, NULL, 'r' },
 		{ "exit-after-frames", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "exit-on-client-gone", no_argument, NULL, 'g' },
@@ -2246,7 +2349,12 @@ static int parse_args(int argc, char **argv)
 			else
 				ok = false;
 			break;
-		case 'H': opt.hold_buffers = true; break;
+		case 'H': opt.hold_count = 1; break;
+		case 'h':
+			ok = parse_uint(optarg, &opt.hold_count) &&
+			     opt.hold_count >= 1 && opt.hold_count <= MAX_HOLD;
+			break;
+		case 'r': ok = parse_uint(optarg, &opt.release_delay_ms); break;
 		case 'n': ok = parse_uint(optarg, &opt.exit_after_frames); break;
 		case 't': ok = parse_uint(optarg, &opt.timeout_s); break;
 		case 'g': opt.exit_on_client_gone = true; break;
@@ -2296,6 +2404,7 @@ int main(int argc, char **argv)
 	/* A client that hangs up mid-message must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	wl_list_init(&rc.surfaces);
+	wl_list_init(&rc.delayed);
 
 	rc.display = wl_display_create();
 	if (!rc.display) {
@@ -2349,10 +2458,16 @@ int main(int argc, char **argv)
 	wl_display_run(rc.display);
 
 	fprintf(rc.log, "summary frames=%u dmabuf=%u shm=%u shm_pools=%u "
-		"dmabuf_created=%u dmabuf_failed=%u\n", rc.frames,
+		"dmabuf_created=%u dmabuf_failed=%u busy_reuse=%u\n", rc.frames,
 		rc.dmabuf_frames, rc.shm_frames, rc.shm_pools,
-		rc.dmabuf_created, rc.dmabuf_failed);
+		rc.dmabuf_created, rc.dmabuf_failed, rc.busy_reuses);
 	wl_display_destroy_clients(rc.display);
+	while (!wl_list_empty(&rc.delayed)) {
+		struct delayed_release *d;
+
+		d = wl_container_of(rc.delayed.next, d, link);
+		delayed_release_fire(d);
+	}
 	wl_event_source_remove(rc.tick);
 	for (int i = 0; i < 3; i++)
 		if (sources[i])
