@@ -462,6 +462,14 @@ VMS_EXPORT int vms_x11_image_create_dri3_pixmap(struct vms_x11_image *img,
 		return -EINVAL;
 	if (img->detached)
 		return -ENOENT;
+	/*
+	 * A pixmap is a render target: the server's GPU would write memory
+	 * exported read-only, which its exporter may not write itself.
+	 * Refused before asking whether DRI3 exists, since no server could
+	 * take it.
+	 */
+	if (img->readonly)
+		return -EACCES;
 	if (!img->x11->dri3 || vms_buffer_kind(img->buf) != VMS_BUFFER_DMABUF ||
 	    vms_buffer_offset(img->buf) > UINT32_MAX)
 		return -ENOTSUP;
@@ -484,7 +492,9 @@ VMS_EXPORT int vms_x11_image_create_dri3_pixmap(struct vms_x11_image *img,
 	(void)drawable;
 	if (!img || !pixmap)
 		return -EINVAL;
-	return img->detached ? -ENOENT : -ENOTSUP;
+	if (img->detached)
+		return -ENOENT;
+	return img->readonly ? -EACCES : -ENOTSUP;
 #endif
 }
 

@@ -168,10 +168,12 @@ int vms_x11_image_create_pixmap(struct vms_x11_image *img,
  *
  * @param drawable  a window: selects the screen
  * @param pixmap    receives the pixmap id; the caller owns it
- * @return 0, or a negative errno: ENOTSUP when the server lacks DRI3 1.2,
- *         libvmshare was built without xcb-dri3 or the buffer is not a
- *         dma-buf; ENOENT after vms_x11_image_detach(); EIO when the
- *         server refused the buffer; EPIPE when the connection failed
+ * @return 0, or a negative errno: EACCES for read-only memory (a pixmap
+ *         is a render target, as vms_x11_image_create_pixmap() says);
+ *         ENOTSUP when the server lacks DRI3 1.2, libvmshare was built
+ *         without xcb-dri3 or the buffer is not a dma-buf; ENOENT after
+ *         vms_x11_image_detach(); EIO when the server refused the buffer;
+ *         EPIPE when the connection failed
  */
 int vms_x11_image_create_dri3_pixmap(struct vms_x11_image *img,
 				     xcb_drawable_t drawable,
