@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/dma-buf.h>
+#include <linux/vmemexp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,19 @@ fail:
 		munmap(owner, page_size);
 }
 
+static struct vms_context *context_new(uint32_t flags)
+{
+	struct vms_context *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx)
+		return NULL;
+	ctx->flags = flags;
+	ctx->debug = vms_env_flag("VMSHARE_DEBUG");
+	ctx->vmemexp_fd = -1;
+	pthread_mutex_init(&ctx->lock, NULL);
+	return ctx;
+}
+
 VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 {
 	const uint32_t known = VMS_CONTEXT_REQUIRE_MODULE | VMS_CONTEXT_NO_MODULE;
@@ -146,13 +160,9 @@ VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 		errno = EINVAL;
 		return NULL;
 	}
-	ctx = calloc(1, sizeof(*ctx));
+	ctx = context_new(flags);
 	if (!ctx)
 		return NULL;
-	ctx->flags = flags;
-	ctx->debug = vms_env_flag("VMSHARE_DEBUG");
-	ctx->vmemexp_fd = -1;
-	pthread_mutex_init(&ctx->lock, NULL);
 
 	if (flags & VMS_CONTEXT_NO_MODULE) {
 		ctx->module_status = ENODEV;
@@ -174,6 +184,44 @@ VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 		vms_log(ctx, "using %s", VMS_DEVICE);
 		map_status_page(ctx);
 	}
+	return ctx;
+}
+
+/*
+ * Whether @fd is /dev/vmemexp: only vmemexp answers VMEMEXP_IOC_STATUS
+ * for fd -1 with EBADF; another device says ENOTTY (or EINVAL), and a
+ * file or socket ENOTTY.  0, or the negative errno to fail with.
+ */
+static int check_vmemexp_fd(int fd)
+{
+	struct vmemexp_status status = { .fd = -1 };
+	int ret;
+
+	if (fcntl(fd, F_GETFD) < 0)
+		return -errno;
+	ret = vms_ioctl(fd, VMEMEXP_IOC_STATUS, &status);
+	return ret == -EBADF ? 0 : -ENOTTY;
+}
+
+VMS_EXPORT struct vms_context *vms_context_create_from_fd(int fd,
+							  uint32_t flags)
+{
+	struct vms_context *ctx;
+	int ret = flags ? -EINVAL : check_vmemexp_fd(fd);
+
+	if (!ret && !(ctx = context_new(VMS_CONTEXT_REQUIRE_MODULE)))
+		ret = -ENOMEM;
+	if (ret) {
+		if (ret != -EBADF)
+			close(fd);
+		errno = -ret;
+		return NULL;
+	}
+	/* Exported dma-bufs are close-on-exec; so is the device. */
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	ctx->vmemexp_fd = fd;
+	vms_log(ctx, "using the /dev/vmemexp fd %d the caller opened", fd);
+	map_status_page(ctx);
 	return ctx;
 }
 

@@ -53,6 +53,21 @@ enum vms_context_flags {
 struct vms_context *vms_context_create(uint32_t flags);
 
 /**
+ * Creates a context on a /dev/vmemexp the caller opened: for a process
+ * that may not open the device itself, to which a portal, logind
+ * (TakeDevice) or a sandbox's broker hands one.  The context then behaves
+ * as vms_context_create(VMS_CONTEXT_REQUIRE_MODULE) would.
+ *
+ * @param fd     /dev/vmemexp, opened read-write; the context owns it from
+ *               this call on (it is made close-on-exec) and closes it,
+ *               also when the call fails (unless it was no open fd)
+ * @param flags  0: none defined yet
+ * @return the context, or NULL with errno set: EINVAL for flags, EBADF
+ *         when @p fd is not open, ENOTTY when it is not /dev/vmemexp
+ */
+struct vms_context *vms_context_create_from_fd(int fd, uint32_t flags);
+
+/**
  * Destroys a context; its buffers must be destroyed first.  Memory from
  * its vms_frame_alloc() still allocated is freed.  Accepts NULL.
  *

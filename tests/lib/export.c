@@ -999,8 +999,59 @@ static void exports_when_module_cannot_track(void)
 	VMT_ASSERT_EQ(status, 0);
 }
 
+/* A context on an fd the caller opened, as a portal or logind hands one. */
+static void context_from_fd(void)
+{
+	int before = vmt_count_fds(), fd, p[2];
+	const size_t len = 4 * 4096;
+	struct vms_context *c;
+	struct vms_buffer *buf;
+	void *mem;
+
+	/* Not vmemexp: refused, and the fd closed all the same. */
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	VMT_ASSERT_OK(fd);
+	errno = 0;
+	VMT_ASSERT(!vms_context_create_from_fd(fd, 0));
+	VMT_ASSERT_EQ(errno, ENOTTY);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	VMT_ASSERT_OK(pipe2(p, O_CLOEXEC));
+	VMT_ASSERT(!vms_context_create_from_fd(p[0], 0));
+	VMT_ASSERT_EQ(errno, ENOTTY);
+	close(p[1]);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	VMT_ASSERT(!vms_context_create_from_fd(fd, 1));
+	VMT_ASSERT_EQ(errno, EINVAL);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	VMT_ASSERT(!vms_context_create_from_fd(-1, 0));
+	VMT_ASSERT_EQ(errno, EBADF);
+	if (!module_present()) {
+		vmt_note("no /dev/vmemexp: only the refusals checked");
+		return;
+	}
+
+	/* Opened without O_CLOEXEC: the context makes it so. */
+	fd = open("/dev/vmemexp", O_RDWR);
+	VMT_ASSERT_OK(fd);
+	c = vms_context_create_from_fd(fd, 0);
+	VMT_ASSERT(c);
+	VMT_ASSERT(vms_context_has_module(c));
+	VMT_ASSERT_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	mem = vms_frame_alloc(c, len);
+	VMT_ASSERT(mem);
+	buf = vms_buffer_export(c, mem, len, 0);
+	VMT_ASSERT(buf);
+	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_DMABUF);
+	vms_buffer_destroy(buf);
+	vms_frame_free(c, mem);
+	vms_context_destroy(c);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+}
+
 static const struct vmt_test tests[] = {
 	VMT_TEST(context_flags),
+	VMT_TEST(context_from_fd),
 	VMT_TEST(export_bad_arguments),
 	VMT_TEST(export_malloc),
 	VMT_TEST(unaligned_export_copies),
