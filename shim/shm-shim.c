@@ -105,6 +105,11 @@ struct shim_display {
 	struct wl_display *wrapper;
 	struct wl_registry *registry;
 	struct zwp_linux_dmabuf_v1 *dmabuf;
+	/*
+	 * The shim's own wl_shm, for the real pools of buffers that pass
+	 * through: the client's may be gone by then (wl_shm.release).
+	 */
+	struct wl_proxy *shm;
 	struct {
 		uint32_t fourcc;
 		bool linear, implicit, refused;
@@ -365,6 +370,10 @@ static void registry_global(void *data, struct wl_registry *registry,
 {
 	struct shim_display *sd = data;
 
+	if (!strcmp(interface, wl_shm_interface.name) && !sd->shm) {
+		sd->shm = wl_registry_bind(registry, name, &wl_shm_interface, 1);
+		return;
+	}
 	if (strcmp(interface, zwp_linux_dmabuf_v1_interface.name) || sd->dmabuf)
 		return;
 	/* Version 4 replaces modifier events by feedback objects. */
@@ -391,6 +400,8 @@ static void display_teardown(struct shim_display *sd)
 {
 	if (sd->dmabuf)
 		zwp_linux_dmabuf_v1_destroy(sd->dmabuf);
+	if (sd->shm)
+		wl_proxy_destroy(sd->shm);
 	if (sd->registry)
 		wl_registry_destroy(sd->registry);
 	if (sd->wrapper)
@@ -398,6 +409,7 @@ static void display_teardown(struct shim_display *sd)
 	if (sd->queue)
 		wl_event_queue_destroy(sd->queue);
 	sd->dmabuf = NULL;
+	sd->shm = NULL;
 	sd->registry = NULL;
 	sd->wrapper = NULL;
 	sd->queue = NULL;
@@ -570,20 +582,28 @@ static struct wl_proxy *shm_create_pool(struct wl_proxy *shm, uint32_t opcode,
 	return proxy;
 }
 
-/* The compositor's own pool, for buffers the shim cannot take over. */
+/*
+ * The compositor's own pool, for buffers the shim cannot take over.  It
+ * is made on the shim's wl_shm, not the client's: a client may have
+ * released its wl_shm (version 2) once its pools existed, and a request
+ * on a released object is a fatal protocol error.  The pool moves to the
+ * client pool's queue, so that its buffers' release events reach the
+ * client's listeners.
+ */
 static struct wl_proxy *pool_real(struct shim_pool *pool)
 {
+	struct wl_proxy *shm = pool->sd ? pool->sd->shm : NULL;
 	union wl_argument args[3];
 
-	if (pool->real_pool)
+	if (pool->real_pool || !shm)
 		return pool->real_pool;
 	args[0].o = NULL;
 	args[1].h = pool->fd;
 	args[2].i = pool->size;
-	/* A wrapper of the client's wl_shm sends on that very object. */
-	pool->real_pool = forward(pool->proxy, SHM_CREATE_POOL,
-				  &wl_shm_pool_interface,
-				  wl_proxy_get_version(pool->proxy), 0, args);
+	pool->real_pool = forward(shm, SHM_CREATE_POOL, &wl_shm_pool_interface,
+				  wl_proxy_get_version(shm), 0, args);
+	if (pool->real_pool)
+		wl_proxy_set_queue(pool->real_pool, queue_of(pool->proxy));
 	return pool->real_pool;
 }
 

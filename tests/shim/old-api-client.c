@@ -8,10 +8,15 @@
  * not: it grows its pool (wl_shm_pool.resize) before creating the buffer
  * in the grown part, and destroys the pool before attaching the buffer.
  *
- *   old-api-client
+ *   old-api-client [--release-shm]
  *
  * One 64x64 XRGB8888 frame, attached to a role-less surface and
  * committed; exits 0 once the compositor has released it, 1 otherwise.
+ * --release-shm releases its wl_shm (wl_shm.release, version 2, in
+ * libwayland 1.22 and later) right after creating the pool, as a client
+ * may once it has all the pools it needs: the pool and its buffers live
+ * on.  It prints "wl_shm released" then, or exits 77 when the compositor
+ * or the libwayland it runs with has no version 2.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,7 +32,8 @@
 #define FRAME (STRIDE * HEIGHT)
 
 static struct wl_proxy *shm, *compositor;
-static bool released;
+static uint32_t shm_version = 1;
+static bool released, release_shm;
 
 static void registry_global(void *data, struct wl_registry *registry,
 			    uint32_t name, const char *interface,
@@ -36,19 +42,24 @@ static void registry_global(void *data, struct wl_registry *registry,
 	const struct wl_interface *want = NULL;
 	struct wl_proxy **slot = NULL;
 
+	uint32_t bind_version = 1;
+
 	(void)data;
-	(void)version;
 	if (!strcmp(interface, wl_shm_interface.name)) {
 		want = &wl_shm_interface;
 		slot = &shm;
+		/* wl_shm_interface is the running libwayland's. */
+		if (release_shm && version >= 2 && wl_shm_interface.version >= 2)
+			bind_version = 2;
+		shm_version = bind_version;
 	} else if (!strcmp(interface, wl_compositor_interface.name)) {
 		want = &wl_compositor_interface;
 		slot = &compositor;
 	}
 	if (want)
 		*slot = wl_proxy_marshal_constructor_versioned(
-			(struct wl_proxy *)registry, WL_REGISTRY_BIND, want, 1,
-			name, want->name, 1, NULL);
+			(struct wl_proxy *)registry, WL_REGISTRY_BIND, want,
+			bind_version, name, want->name, bind_version, NULL);
 }
 
 static void registry_global_remove(void *data, struct wl_registry *registry,
@@ -75,13 +86,21 @@ static const struct wl_buffer_listener buffer_listener = {
 	.release = buffer_release,
 };
 
-int main(void)
+/* wl_shm.release: opcode 1 of version 2, unknown to older headers. */
+#define SHM_RELEASE 1
+
+int main(int argc, char **argv)
 {
 	struct wl_display *display = wl_display_connect(NULL);
 	struct wl_proxy *registry, *pool, *buffer, *surface;
 	uint32_t *pixels;
 	int fd;
 
+	release_shm = argc == 2 && !strcmp(argv[1], "--release-shm");
+	if (argc > 2 || (argc == 2 && !release_shm)) {
+		fprintf(stderr, "usage: old-api-client [--release-shm]\n");
+		return 2;
+	}
 	if (!display) {
 		fprintf(stderr, "old-api-client: no compositor\n");
 		return 1;
@@ -94,6 +113,10 @@ int main(void)
 	if (!shm || !compositor) {
 		fprintf(stderr, "old-api-client: no wl_shm or wl_compositor\n");
 		return 1;
+	}
+	if (release_shm && shm_version < 2) {
+		printf("wl_shm release: not offered (wl_shm version 1 here)\n");
+		return 77;
 	}
 
 	fd = memfd_create("old-api-client", MFD_CLOEXEC);
@@ -115,6 +138,12 @@ int main(void)
 					    &wl_shm_pool_interface, NULL, fd,
 					    FRAME);
 	wl_proxy_marshal(pool, WL_SHM_POOL_RESIZE, 2 * FRAME);
+	if (release_shm) {
+		wl_proxy_marshal(shm, SHM_RELEASE);
+		wl_proxy_destroy(shm);
+		shm = NULL;
+		printf("wl_shm released\n");
+	}
 	buffer = wl_proxy_marshal_constructor(pool, WL_SHM_POOL_CREATE_BUFFER,
 					      &wl_buffer_interface, NULL,
 					      FRAME, WIDTH, HEIGHT, STRIDE,
@@ -139,7 +168,8 @@ int main(void)
 	wl_proxy_marshal(surface, WL_SURFACE_DESTROY);
 	wl_proxy_destroy(surface);
 	wl_proxy_destroy(compositor);
-	wl_proxy_destroy(shm);
+	if (shm)
+		wl_proxy_destroy(shm);
 	wl_proxy_destroy(registry);
 	wl_display_roundtrip(display);
 	wl_display_disconnect(display);

@@ -534,9 +534,22 @@ static void shm_create_pool(struct wl_client *client,
 	fprintf(rc.log, "shm-pool id=%u size=%d\n", id, size);
 }
 
-static const struct wl_shm_interface shm_impl = {
+/*
+ * wl_shm's requests as of version 2 (libwayland 1.22): create_pool and
+ * release.  The headers refcomp may be built against (Debian 12's 1.21)
+ * know only the first, so the table is spelled out; refcomp offers
+ * version 2 where the libwayland it runs with does.
+ */
+static const struct {
+	void (*create_pool)(struct wl_client *client,
+			    struct wl_resource *resource, uint32_t id,
+			    int32_t fd, int32_t size);
+	void (*release)(struct wl_client *client, struct wl_resource *resource);
+} shm_impl = {
 	.create_pool = shm_create_pool,
+	.release = resource_destroy,
 };
+#define SHM_VERSION (wl_shm_interface.version < 2 ? wl_shm_interface.version : 2)
 
 static void bind_shm(struct wl_client *client, void *data, uint32_t version,
 		     uint32_t id)
@@ -2425,7 +2438,7 @@ int main(int argc, char **argv)
 
 	if (!wl_global_create(rc.display, &wl_compositor_interface, 4, NULL,
 			      bind_compositor) ||
-	    !wl_global_create(rc.display, &wl_shm_interface, 1, NULL,
+	    !wl_global_create(rc.display, &wl_shm_interface, SHM_VERSION, NULL,
 			      bind_shm) ||
 	    !wl_global_create(rc.display, &xdg_wm_base_interface, 3, NULL,
 			      bind_wm_base) ||
