@@ -3,8 +3,9 @@
  * @file vmshare-x11.h
  * libvmshare for X11 clients: exported memory as MIT-SHM segments.
  *
- * Present when libvmshare was built with xcb and xcb-shm; its pkg-config
- * file then defines VMSHARE_HAVE_X11.  Since MIT-SHM 1.2 a client can hand
+ * Always exported; it works when libvmshare was built with xcb and xcb-shm
+ * (its pkg-config file then defines VMSHARE_HAVE_X11), and otherwise
+ * vms_x11_create() fails with ENOTSUP.  Since MIT-SHM 1.2 a client can hand
  * the server a file descriptor as a segment (xcb_shm_attach_fd); the
  * server maps it whole, from offset 0, at the size fstat() reports.  A
  * dma-buf exported by vms_buffer_export() is such a fd, so the server reads
@@ -63,7 +64,8 @@ enum vms_x11_path {
  * @param conn   the application's connection; must outlive the result
  * @param flags  enum vms_x11_flags
  * @return the object, or NULL with errno set: EINVAL for bad arguments,
- *         EPIPE when the connection has failed
+ *         EPIPE when the connection has failed, ENOTSUP when libvmshare
+ *         was built without X11 support
  */
 struct vms_x11 *vms_x11_create(struct vms_context *ctx, xcb_connection_t *conn,
 			       uint32_t flags);

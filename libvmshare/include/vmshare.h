@@ -440,10 +440,11 @@ bool vms_mapping_is_readonly(const struct vms_mapping *map);
 int vms_mapping_begin_cpu_access(struct vms_mapping *map, uint32_t access);
 int vms_mapping_end_cpu_access(struct vms_mapping *map, uint32_t access);
 
-#ifdef VMSHARE_HAVE_WAYLAND
 /*
- * Wayland: memory to wl_buffers.  Present when libvmshare was built with
- * libwayland; its pkg-config file then defines VMSHARE_HAVE_WAYLAND.
+ * Wayland: memory to wl_buffers.  Always declared and exported; they work
+ * when libvmshare was built with libwayland-client (its pkg-config file
+ * then defines VMSHARE_HAVE_WAYLAND), and otherwise vms_wl_create() fails
+ * with ENOTSUP.
  */
 struct wl_display;
 struct wl_buffer;
@@ -496,7 +497,8 @@ enum vms_wl_flags {
  * @param flags    enum vms_wl_flags
  * @return the object, or NULL with errno set (EINVAL for bad arguments,
  *         EPROTO when the compositor offers neither linux-dmabuf nor
- *         wl_shm, EPIPE when the connection failed)
+ *         wl_shm, EPIPE when the connection failed, ENOTSUP when
+ *         libvmshare was built without Wayland support)
  */
 struct vms_wl *vms_wl_create(struct vms_context *ctx,
 			     struct wl_display *display, uint32_t flags);
@@ -604,7 +606,6 @@ enum vms_wl_path vms_wl_buffer_path(const struct vms_wl_buffer *buf);
 
 /** @return why a VMS_WL_PATH_SHM buffer is not a dma-buf, or NULL. */
 const char *vms_wl_buffer_fallback_reason(const struct vms_wl_buffer *buf);
-#endif /* VMSHARE_HAVE_WAYLAND */
 
 #ifdef __cplusplus
 }
