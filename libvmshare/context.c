@@ -22,17 +22,62 @@ bool vms_env_flag(const char *name)
 	return value && *value && strcmp(value, "0");
 }
 
-void vms_log(const struct vms_context *ctx, const char *fmt, ...)
+static enum vms_log_priority default_log_priority(void)
 {
+	return vms_env_flag("VMSHARE_DEBUG") ? VMS_LOG_PRIORITY_DEBUG :
+					       VMS_LOG_PRIORITY_ERROR;
+}
+
+static void log_to_stderr(struct vms_context *ctx,
+			  enum vms_log_priority priority, const char *fmt,
+			  va_list args)
+{
+	(void)ctx;
+	(void)priority;
+	fputs("vmshare: ", stderr);
+	vfprintf(stderr, fmt, args);
+	fputc('\n', stderr);
+}
+
+void vms_log_at(const struct vms_context *ctx, enum vms_log_priority priority,
+		const char *fmt, ...)
+{
+	vms_log_handler handler = ctx ? ctx->log_handler : log_to_stderr;
 	va_list ap;
 
-	if (ctx ? !ctx->debug : !vms_env_flag("VMSHARE_DEBUG"))
+	if (priority < (ctx ? ctx->log_priority : default_log_priority()))
 		return;
-	fputs("vmshare: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	handler((struct vms_context *)ctx, priority, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+VMS_EXPORT void vms_context_set_log_handler(struct vms_context *ctx,
+					    vms_log_handler handler)
+{
+	ctx->log_handler = handler ? handler : log_to_stderr;
+}
+
+VMS_EXPORT void vms_context_set_log_priority(struct vms_context *ctx,
+					     enum vms_log_priority priority)
+{
+	ctx->log_priority = priority;
+}
+
+VMS_EXPORT enum vms_log_priority vms_context_get_log_priority(
+	const struct vms_context *ctx)
+{
+	return ctx->log_priority;
+}
+
+VMS_EXPORT void vms_context_set_user_data(struct vms_context *ctx, void *data)
+{
+	ctx->user_data = data;
+}
+
+VMS_EXPORT void *vms_context_get_user_data(const struct vms_context *ctx)
+{
+	return ctx->user_data;
 }
 
 size_t vms_page_size(void)
@@ -145,7 +190,8 @@ static struct vms_context *context_new(uint32_t flags)
 	if (!ctx)
 		return NULL;
 	ctx->flags = flags;
-	ctx->debug = vms_env_flag("VMSHARE_DEBUG");
+	ctx->log_handler = log_to_stderr;
+	ctx->log_priority = default_log_priority();
 	ctx->vmemexp_fd = -1;
 	pthread_mutex_init(&ctx->lock, NULL);
 	return ctx;
@@ -172,7 +218,7 @@ VMS_EXPORT struct vms_context *vms_context_create(uint32_t flags)
 	ctx->vmemexp_fd = open(VMS_DEVICE, O_RDWR | O_CLOEXEC);
 	if (ctx->vmemexp_fd < 0) {
 		ctx->module_status = errno == ENOENT ? ENODEV : errno;
-		vms_log(ctx, "cannot open %s (%s): exports fall back to copies",
+		vms_log_info(ctx, "cannot open %s (%s): exports fall back to copies",
 			VMS_DEVICE, strerror(errno));
 		if (flags & VMS_CONTEXT_REQUIRE_MODULE) {
 			pthread_mutex_destroy(&ctx->lock);

@@ -125,7 +125,7 @@ static int export_vmemexp(struct vms_buffer *buf, struct vmemexp_export *e,
 		if (ret == 0) {
 			atomic_store_explicit(&buf->ctx->no_track, true,
 					      memory_order_relaxed);
-			vms_log(buf->ctx, "vmemexp cannot track exports: "
+			vms_log_info(buf->ctx, "vmemexp cannot track exports: "
 				"exports of the same memory are not reused");
 		}
 	}
@@ -203,7 +203,7 @@ static int copy_to_memfd(struct vms_buffer *buf, const char *why)
 	buf->range_offsets[0] = 0;
 	snprintf(buf->copy_reason, sizeof(buf->copy_reason),
 		 "%s: copied into a memfd", why);
-	vms_log(buf->ctx, "%zu bytes at %p: %s", buf->len, buf->data,
+	vms_log_info(buf->ctx, "%zu bytes at %p: %s", buf->len, buf->data,
 		buf->copy_reason);
 	return 0;
 }

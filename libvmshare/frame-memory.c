@@ -70,7 +70,7 @@ VMS_EXPORT void vms_frame_free(struct vms_context *ctx, void *ptr)
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	if (!block) {
-		vms_log(ctx, "vms_frame_free: %p is not frame memory of this context: left alone",
+		vms_log_error(ctx, "vms_frame_free: %p is not frame memory of this context: left alone",
 			ptr);
 		return;
 	}

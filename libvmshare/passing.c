@@ -344,7 +344,7 @@ static int deliver(struct vms_receiver *r, int count, struct vms_frame *frames,
 	return count;
 
 err:
-	vms_log(NULL, "dropped a message: %s, closed %zu fds", strerror(-ret),
+	vms_log_error(NULL, "dropped a message: %s, closed %zu fds", strerror(-ret),
 		r->n_fds);
 	drop_message(r);
 	return ret;
@@ -364,7 +364,7 @@ static int receiver_read(struct vms_receiver *r, struct vms_frame *frames,
 		return count;
 	if (count <= 0) {
 		if (count < 0)
-			vms_log(NULL, "dropped a message: %s, closed %zu fds",
+			vms_log_error(NULL, "dropped a message: %s, closed %zu fds",
 				strerror(-count), r->n_fds);
 		drop_message(r);
 		/* A stream has no boundary to find the next message by. */
@@ -456,7 +456,7 @@ VMS_EXPORT int vms_recv(int sock, struct vms_frame *frames, int *fds,
 		 */
 		ret = wait_readable(sock, VMS_RECV_REST_TIMEOUT_MS);
 		if (ret) {
-			vms_log(NULL, "dropped a message: its rest did not come (%s), closed %zu fds",
+			vms_log_error(NULL, "dropped a message: its rest did not come (%s), closed %zu fds",
 				strerror(-ret), r.n_fds);
 			drop_message(&r);
 			return ret;

@@ -18,7 +18,10 @@ struct vms_context {
 	int vmemexp_fd;		/* -1 without the module */
 	int module_status;	/* 0, or why vmemexp_fd is -1 (an errno) */
 	uint32_t flags;
-	bool debug;
+	/* vms_context_set_log_handler() and _priority(): see vms_log_at(). */
+	vms_log_handler log_handler;
+	enum vms_log_priority log_priority;
+	void *user_data;
 	/* Live tracked exports vms_buffer_export() may hand out again. */
 	pthread_mutex_t lock;	/* protects @reusable, buffers' refs, @frame_blocks */
 	struct vms_buffer *reusable;
@@ -40,9 +43,18 @@ struct vms_context {
 /* Whether environment variable @name is set to anything but "" or "0". */
 bool vms_env_flag(const char *name);
 
-/* Logs a decision when VMSHARE_DEBUG is set. */
-void vms_log(const struct vms_context *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/*
+ * Logs through @ctx's handler when @priority is at least its priority; a
+ * NULL @ctx (functions that take none, as vms_recv) logs to stderr with
+ * the default priority (VMSHARE_DEBUG=1: debug, else errors only).
+ */
+void vms_log_at(const struct vms_context *ctx, enum vms_log_priority priority,
+		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A decision the library made (debug), a fallback (info), a failure. */
+#define vms_log(ctx, ...) vms_log_at(ctx, VMS_LOG_PRIORITY_DEBUG, __VA_ARGS__)
+#define vms_log_info(ctx, ...) vms_log_at(ctx, VMS_LOG_PRIORITY_INFO, __VA_ARGS__)
+#define vms_log_error(ctx, ...) vms_log_at(ctx, VMS_LOG_PRIORITY_ERROR, __VA_ARGS__)
 
 /* The page size, and @len rounded up to whole pages (no overflow check). */
 size_t vms_page_size(void);

@@ -751,7 +751,7 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 
 	ret = create_dmabuf(buf, fmt);
 	if (ret > 0) {
-		vms_log(wl->ctx, "%ux%u %s at %p: %s: falling back to wl_shm",
+		vms_log_info(wl->ctx, "%ux%u %s at %p: %s: falling back to wl_shm",
 			width, height, name, data, buf->reason);
 		ret = create_shm(buf);
 	}

@@ -56,7 +56,7 @@ static int check(struct vms_x11 *x11, xcb_void_cookie_t cookie,
 		return xcb_connection_has_error(x11->conn) ? -EPIPE : 0;
 	code = error->error_code;
 	free(error);
-	vms_log(x11->ctx, "x11: %s: X error %u", what, code);
+	vms_log_error(x11->ctx, "x11: %s: X error %u", what, code);
 	return -EIO;
 }
 
@@ -301,7 +301,7 @@ VMS_EXPORT struct vms_x11_image *vms_x11_image_create(struct vms_x11 *x11,
 		return NULL;
 	}
 	if (ret > 0)
-		vms_log(x11->ctx, "x11: %ux%u at %p: %s: falling back to PutImage",
+		vms_log_info(x11->ctx, "x11: %ux%u at %p: %s: falling back to PutImage",
 			width, height, vms_buffer_data(buf), img->reason);
 	else
 		vms_log(x11->ctx, "x11: %ux%u at %p: SHM segment 0x%x of the buffer's fd, no copy",

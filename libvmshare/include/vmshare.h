@@ -16,6 +16,7 @@
 #ifndef VMSHARE_H
 #define VMSHARE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,14 +44,62 @@ enum vms_context_flags {
 
 /**
  * Creates a context.  Opens /dev/vmemexp when it exists; otherwise the
- * context works without it (see vms_buffer_export()).  The environment
- * variable VMSHARE_DEBUG=1 logs every decision the library makes to stderr.
+ * context works without it (see vms_buffer_export()).  It logs to stderr,
+ * errors only, or every decision the library makes when the environment
+ * variable VMSHARE_DEBUG=1 is set; vms_context_set_log_handler() and
+ * vms_context_set_log_priority() change both.
  *
  * @param flags  a combination of enum vms_context_flags
  * @return the context, or NULL with errno set (EINVAL for unknown flags,
  *         ENODEV when the module is required and missing)
  */
 struct vms_context *vms_context_create(uint32_t flags);
+
+/** How much a message matters; a handler gets those at or above its priority. */
+enum vms_log_priority {
+	/** A decision the library made: which path, why, what it reused. */
+	VMS_LOG_PRIORITY_DEBUG = 10,
+	/** A fallback that costs performance: a copy, wl_shm, PutImage. */
+	VMS_LOG_PRIORITY_INFO = 20,
+	/** A failure or a misbehaving peer: a dropped message, an X error. */
+	VMS_LOG_PRIORITY_ERROR = 30,
+};
+
+/**
+ * Receives the context's messages: @p format and @p args as for
+ * vprintf(), one line without its newline.  Called on the thread that
+ * made the call that logs.
+ */
+typedef void (*vms_log_handler)(struct vms_context *ctx,
+				enum vms_log_priority priority,
+				const char *format, va_list args);
+
+/**
+ * Sets the context's log handler; NULL restores the default, which writes
+ * "vmshare: " and the message to stderr.  Messages of functions that
+ * take no context (vms_recv(), vms_receiver_read(), vms_mapping_create())
+ * go to the default handler with the default priority.
+ */
+void vms_context_set_log_handler(struct vms_context *ctx,
+				 vms_log_handler handler);
+
+/**
+ * Sets the lowest priority the handler gets.  The default is
+ * VMS_LOG_PRIORITY_ERROR, or VMS_LOG_PRIORITY_DEBUG when VMSHARE_DEBUG=1
+ * was set when the context was created.
+ */
+void vms_context_set_log_priority(struct vms_context *ctx,
+				  enum vms_log_priority priority);
+
+/** @return the lowest priority the handler gets. */
+enum vms_log_priority vms_context_get_log_priority(
+	const struct vms_context *ctx);
+
+/** Stores a pointer for the application (a log handler may want it). */
+void vms_context_set_user_data(struct vms_context *ctx, void *data);
+
+/** @return the pointer vms_context_set_user_data() stored, or NULL. */
+void *vms_context_get_user_data(const struct vms_context *ctx);
 
 /**
  * Creates a context on a /dev/vmemexp the caller opened: for a process

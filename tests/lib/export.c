@@ -999,6 +999,76 @@ static void exports_when_module_cannot_track(void)
 	VMT_ASSERT_EQ(status, 0);
 }
 
+struct captured {
+	int calls[3];		/* debug, info, error */
+	char last[256];
+};
+
+static void capture(struct vms_context *ctx, enum vms_log_priority priority,
+		    const char *format, va_list args)
+{
+	struct captured *c = vms_context_get_user_data(ctx);
+
+	c->calls[priority / 10 - 1]++;
+	vsnprintf(c->last, sizeof(c->last), format, args);
+}
+
+/*
+ * The application's log handler gets the messages at or above its
+ * priority; VMSHARE_DEBUG only picks the default priority.
+ */
+static void log_handler(void)
+{
+	struct captured got = { 0 };
+	struct vms_context *c;
+	char *misaligned = malloc(3 * 4096);
+	struct vms_buffer *buf;
+
+	VMT_ASSERT(misaligned);
+	unsetenv("VMSHARE_DEBUG");
+	c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	VMT_ASSERT(c);
+	VMT_ASSERT_EQ(vms_context_get_log_priority(c), VMS_LOG_PRIORITY_ERROR);
+	vms_context_set_user_data(c, &got);
+	VMT_ASSERT(vms_context_get_user_data(c) == &got);
+	vms_context_set_log_handler(c, capture);
+
+	/* A copy is a fallback (info): below the default priority. */
+	buf = vms_buffer_export(c, misaligned + 1, 4096, 0);
+	VMT_ASSERT(buf);
+	vms_buffer_destroy(buf);
+	VMT_ASSERT_EQ(got.calls[0] + got.calls[1] + got.calls[2], 0);
+	/* An error gets through. */
+	vms_frame_free(c, misaligned);
+	VMT_ASSERT_EQ(got.calls[2], 1);
+	VMT_ASSERT(strstr(got.last, "is not frame memory of this context"));
+
+	/* At debug priority the copy's reason and the decisions arrive. */
+	vms_context_set_log_priority(c, VMS_LOG_PRIORITY_DEBUG);
+	VMT_ASSERT_EQ(vms_context_get_log_priority(c), VMS_LOG_PRIORITY_DEBUG);
+	buf = vms_buffer_export(c, misaligned + 1, 4096, 0);
+	VMT_ASSERT(buf);
+	vms_buffer_destroy(buf);
+	VMT_ASSERT_EQ(got.calls[1], 1);
+	vmt_note("%d debug, %d info messages; last: %s", got.calls[0],
+		 got.calls[1], got.last);
+
+	/* NULL restores the default handler: nothing more reaches capture. */
+	vms_context_set_log_handler(c, NULL);
+	vms_frame_free(c, misaligned);
+	VMT_ASSERT_EQ(got.calls[2], 1);
+	vms_context_destroy(c);
+
+	/* VMSHARE_DEBUG=1 makes debug the default of a new context. */
+	setenv("VMSHARE_DEBUG", "1", 1);
+	c = vms_context_create(VMS_CONTEXT_NO_MODULE);
+	VMT_ASSERT(c);
+	VMT_ASSERT_EQ(vms_context_get_log_priority(c), VMS_LOG_PRIORITY_DEBUG);
+	vms_context_destroy(c);
+	unsetenv("VMSHARE_DEBUG");
+	free(misaligned);
+}
+
 /* A context on an fd the caller opened, as a portal or logind hands one. */
 static void context_from_fd(void)
 {
@@ -1052,6 +1122,7 @@ static void context_from_fd(void)
 static const struct vmt_test tests[] = {
 	VMT_TEST(context_flags),
 	VMT_TEST(context_from_fd),
+	VMT_TEST(log_handler),
 	VMT_TEST(export_bad_arguments),
 	VMT_TEST(export_malloc),
 	VMT_TEST(unaligned_export_copies),
