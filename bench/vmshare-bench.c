@@ -289,7 +289,7 @@ static void resend_rows(void)
 		/* libvmshare asked to export the same memory again. */
 		t0 = now_ns();
 		again = vms_buffer_export(ctx, src, size, 0);
-		vms_buffer_destroy(again);
+		vms_buffer_unref(again);
 		cache[i] = now_ns() - t0;
 
 		memcpy(pool, src, size);
@@ -334,8 +334,8 @@ static void resend_rows(void)
 		    a / 1e3, c / 1e3, ratio(a, c));
 	out("| floor: one system call that does nothing (getppid) | %.1f µs | %.0f µs | %s |\n",
 	    z / 1e3, c / 1e3, ratio(z, c));
-	vms_buffer_destroy(buf);
-	vms_context_destroy(ctx);
+	vms_buffer_unref(buf);
+	vms_context_unref(ctx);
 	close(sv[0]);
 	close(sv[1]);
 	munmap(src, size);
@@ -365,7 +365,7 @@ static int consume(int sock)
 
 		/* A buffer seen before (the same tag) keeps its mapping. */
 		if (!map || frame.tag != tag) {
-			vms_mapping_destroy(map);
+			vms_mapping_unref(map);
 			map = vms_mapping_create(fd, &frame);
 			tag = frame.tag;
 		}
@@ -379,7 +379,7 @@ static int consume(int sock)
 		if (send(sock, "k", 1, MSG_NOSIGNAL) != 1)
 			break;
 	}
-	vms_mapping_destroy(map);
+	vms_mapping_unref(map);
 	return n < 0;
 }
 
@@ -440,7 +440,7 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 			    recv(socks[w], &ack, 1, 0) != 1)
 				return;
 			if (w == EXPORT_PER_FRAME)
-				vms_buffer_destroy(buf);
+				vms_buffer_unref(buf);
 			wall[w][f] = now_ns() - t0;
 			cpu[w][f] = cpu_ns() - c0;
 		}
@@ -458,9 +458,9 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 		close(socks[w]);
 		waitpid(pids[w], NULL, 0);
 	}
-	vms_buffer_destroy(once);
-	vms_buffer_destroy(pool);
-	vms_context_destroy(ctx);
+	vms_buffer_unref(once);
+	vms_buffer_unref(pool);
+	vms_context_unref(ctx);
 	munmap(pixels, size);
 }
 

@@ -189,6 +189,7 @@ static struct vms_context *context_new(uint32_t flags)
 
 	if (!ctx)
 		return NULL;
+	atomic_init(&ctx->refs, 1);
 	ctx->flags = flags;
 	ctx->log_handler = log_to_stderr;
 	ctx->log_priority = default_log_priority();
@@ -271,10 +272,16 @@ VMS_EXPORT struct vms_context *vms_context_create_from_fd(int fd,
 	return ctx;
 }
 
-VMS_EXPORT void vms_context_destroy(struct vms_context *ctx)
+VMS_EXPORT struct vms_context *vms_context_ref(struct vms_context *ctx)
 {
-	if (!ctx)
-		return;
+	atomic_fetch_add(&ctx->refs, 1);
+	return ctx;
+}
+
+VMS_EXPORT struct vms_context *vms_context_unref(struct vms_context *ctx)
+{
+	if (!ctx || atomic_fetch_sub(&ctx->refs, 1) > 1)
+		return NULL;
 	vms_frame_blocks_release(ctx);
 	if (ctx->status_page) {
 		munmap((void *)ctx->status_page, vms_page_size());
@@ -284,6 +291,7 @@ VMS_EXPORT void vms_context_destroy(struct vms_context *ctx)
 		close(ctx->vmemexp_fd);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
+	return NULL;
 }
 
 VMS_EXPORT bool vms_context_has_module(const struct vms_context *ctx)

@@ -274,6 +274,7 @@ static struct vms_buffer *export_span(struct vms_context *ctx, const void *ptr,
 		errno = -ret;
 		return NULL;
 	}
+	vms_context_ref(ctx);
 	return buf;
 }
 
@@ -439,6 +440,7 @@ VMS_EXPORT struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx,
 	}
 	buf->data = buf->memfd_map;
 	vms_log(ctx, "allocated %zu bytes in memfd %d", size, buf->fd);
+	vms_context_ref(ctx);
 	return buf;
 
 err_close:
@@ -449,23 +451,35 @@ err_free:
 	return NULL;
 }
 
-VMS_EXPORT void vms_buffer_destroy(struct vms_buffer *buf)
+VMS_EXPORT struct vms_buffer *vms_buffer_ref(struct vms_buffer *buf)
 {
+	pthread_mutex_lock(&buf->ctx->lock);
+	buf->refs++;
+	pthread_mutex_unlock(&buf->ctx->lock);
+	return buf;
+}
+
+VMS_EXPORT struct vms_buffer *vms_buffer_unref(struct vms_buffer *buf)
+{
+	struct vms_context *ctx;
 	bool last;
 
 	if (!buf)
-		return;
-	pthread_mutex_lock(&buf->ctx->lock);
+		return NULL;
+	ctx = buf->ctx;
+	pthread_mutex_lock(&ctx->lock);
 	last = --buf->refs == 0;
 	if (last)
 		forget_reusable(buf);
-	pthread_mutex_unlock(&buf->ctx->lock);
+	pthread_mutex_unlock(&ctx->lock);
 	if (!last)
-		return;
+		return NULL;
 	if (buf->memfd_map)
 		munmap(buf->memfd_map, buf->size);
 	close(buf->fd);
 	free(buf);
+	vms_context_unref(ctx);
+	return NULL;
 }
 
 VMS_EXPORT int vms_buffer_fd(const struct vms_buffer *buf)

@@ -10,6 +10,7 @@
 #include "private.h"
 
 struct vms_mapping {
+	atomic_int refs;
 	int fd;			/* our duplicate, for the sync ioctl */
 	uint8_t *base;
 	struct vms_frame frame;
@@ -38,6 +39,7 @@ VMS_EXPORT struct vms_mapping *vms_mapping_create(int fd,
 	map = calloc(1, sizeof(*map));
 	if (!map)
 		return NULL;
+	atomic_init(&map->refs, 1);
 	map->frame = *frame;
 	map->rdonly = (frame->flags & VMS_FRAME_RDONLY) ||
 		      (fl & O_ACCMODE) == O_RDONLY;
@@ -62,13 +64,20 @@ err_free:
 	return NULL;
 }
 
-VMS_EXPORT void vms_mapping_destroy(struct vms_mapping *map)
+VMS_EXPORT struct vms_mapping *vms_mapping_ref(struct vms_mapping *map)
 {
-	if (!map)
-		return;
+	atomic_fetch_add(&map->refs, 1);
+	return map;
+}
+
+VMS_EXPORT struct vms_mapping *vms_mapping_unref(struct vms_mapping *map)
+{
+	if (!map || atomic_fetch_sub(&map->refs, 1) > 1)
+		return NULL;
 	munmap(map->base, map->frame.size);
 	close(map->fd);
 	free(map);
+	return NULL;
 }
 
 VMS_EXPORT void *vms_mapping_plane(const struct vms_mapping *map,

@@ -111,6 +111,7 @@ VMS_EXPORT int vms_send_buffers(int sock, const struct vms_frame *frames,
  * rest is on its way (a non-blocking socket returns EAGAIN meanwhile).
  */
 struct vms_receiver {
+	int refs;		/* a receiver is used by one thread at a time */
 	int sock;
 	int type;		/* SOCK_STREAM, SOCK_SEQPACKET or SOCK_DGRAM */
 	struct vms_wire_message msg;
@@ -384,7 +385,7 @@ static int receiver_init(struct vms_receiver *r, int sock)
 		return type;
 	if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)
 		return -ENOTSOCK;
-	*r = (struct vms_receiver){ .sock = sock, .type = type };
+	*r = (struct vms_receiver){ .refs = 1, .sock = sock, .type = type };
 	return 0;
 }
 
@@ -406,12 +407,19 @@ VMS_EXPORT struct vms_receiver *vms_receiver_create(int sock)
 	return r;
 }
 
-VMS_EXPORT void vms_receiver_destroy(struct vms_receiver *r)
+VMS_EXPORT struct vms_receiver *vms_receiver_ref(struct vms_receiver *r)
 {
-	if (!r)
-		return;
+	r->refs++;
+	return r;
+}
+
+VMS_EXPORT struct vms_receiver *vms_receiver_unref(struct vms_receiver *r)
+{
+	if (!r || --r->refs > 0)
+		return NULL;
 	drop_message(r);
 	free(r);
+	return NULL;
 }
 
 VMS_EXPORT int vms_receiver_read(struct vms_receiver *r,

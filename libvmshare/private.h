@@ -15,6 +15,8 @@ struct vms_buffer;
 struct vms_frame_block;
 
 struct vms_context {
+	/* The application's, and one held by each object made from it. */
+	atomic_int refs;
 	int vmemexp_fd;		/* -1 without the module */
 	int module_status;	/* 0, or why vmemexp_fd is -1 (an errno) */
 	uint32_t flags;

@@ -21,9 +21,15 @@ VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
 	return NULL;
 }
 
-VMS_EXPORT void vms_wl_destroy(struct vms_wl *wl)
+VMS_EXPORT struct vms_wl *vms_wl_ref(struct vms_wl *wl)
+{
+	return wl;
+}
+
+VMS_EXPORT struct vms_wl *vms_wl_unref(struct vms_wl *wl)
 {
 	(void)wl;
+	return NULL;
 }
 
 VMS_EXPORT bool vms_wl_supports_dmabuf(const struct vms_wl *wl,
@@ -51,9 +57,15 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 	return NULL;
 }
 
-VMS_EXPORT void vms_wl_buffer_destroy(struct vms_wl_buffer *buf)
+VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_ref(struct vms_wl_buffer *buf)
+{
+	return buf;
+}
+
+VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_unref(struct vms_wl_buffer *buf)
 {
 	(void)buf;
+	return NULL;
 }
 
 VMS_EXPORT struct wl_buffer *vms_wl_buffer_get(const struct vms_wl_buffer *buf)

@@ -44,7 +44,9 @@ struct format_set {
 };
 
 struct vms_wl {
-	struct vms_context *ctx;
+	/* The application's, and one held by each of its buffers. */
+	atomic_int refs;
+	struct vms_context *ctx;	/* a reference */
 	struct wl_display *display;
 	struct wl_event_queue *queue;
 	struct wl_registry *registry;
@@ -69,9 +71,9 @@ struct vms_wl {
 };
 
 struct vms_wl_buffer {
-	struct vms_wl *wl;
+	struct vms_wl *wl;		/* a reference */
 	struct wl_list link;
-	int refs;
+	atomic_int refs;
 	void *data;
 	uint32_t width, height, stride, fourcc;
 	size_t len;
@@ -401,7 +403,8 @@ VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
 	wl = calloc(1, sizeof(*wl));
 	if (!wl)
 		return NULL;
-	wl->ctx = ctx;
+	atomic_init(&wl->refs, 1);
+	wl->ctx = vms_context_ref(ctx);
 	wl->display = display;
 	wl->flags = flags;
 	/*
@@ -444,15 +447,21 @@ VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
 	return wl;
 
 err:
-	vms_wl_destroy(wl);
+	vms_wl_unref(wl);
 	errno = err;
 	return NULL;
 }
 
-VMS_EXPORT void vms_wl_destroy(struct vms_wl *wl)
+VMS_EXPORT struct vms_wl *vms_wl_ref(struct vms_wl *wl)
 {
-	if (!wl)
-		return;
+	atomic_fetch_add(&wl->refs, 1);
+	return wl;
+}
+
+VMS_EXPORT struct vms_wl *vms_wl_unref(struct vms_wl *wl)
+{
+	if (!wl || atomic_fetch_sub(&wl->refs, 1) > 1)
+		return NULL;
 	if (wl->feedback)
 		zwp_linux_dmabuf_feedback_v1_destroy(wl->feedback);
 	unmap_table(wl);
@@ -464,7 +473,9 @@ VMS_EXPORT void vms_wl_destroy(struct vms_wl *wl)
 		wl_registry_destroy(wl->registry);
 	if (wl->queue)
 		wl_event_queue_destroy(wl->queue);
+	vms_context_unref(wl->ctx);
 	free(wl);
+	return NULL;
 }
 
 VMS_EXPORT bool vms_wl_supports_dmabuf(const struct vms_wl *wl,
@@ -605,7 +616,7 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 	if (!buf->import_answered)
 		return -EPIPE;
 	if (!buf->buffer) {
-		vms_buffer_destroy(buf->export);
+		vms_buffer_unref(buf->export);
 		buf->export = NULL;
 		snprintf(buf->reason, sizeof(buf->reason),
 			 "the compositor refused the %s dma-buf import", name);
@@ -680,7 +691,7 @@ static void free_buffer(struct vms_wl_buffer *buf)
 {
 	if (buf->buffer)
 		wl_buffer_destroy(buf->buffer);
-	vms_buffer_destroy(buf->export);
+	vms_buffer_unref(buf->export);
 	if (buf->pool)
 		munmap(buf->pool, buf->len);
 	free(buf);
@@ -721,10 +732,8 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 		wl_list_init(&buf->link);
 		buf = NULL;
 	}
-	if (buf) {
-		buf->refs++;
-		return buf;
-	}
+	if (buf)
+		return vms_wl_buffer_ref(buf);
 	/*
 	 * Every plane's rows must fit its derived stride: an odd-width NV12
 	 * frame with stride == width has chroma rows one byte too long.
@@ -767,15 +776,27 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 	if (buf->path == VMS_WL_PATH_DMABUF)
 		vms_log(wl->ctx, "%ux%u %s at %p: dma-buf wl_buffer, no copy",
 			width, height, name, data);
+	vms_wl_ref(wl);
 	return buf;
 }
 
-VMS_EXPORT void vms_wl_buffer_destroy(struct vms_wl_buffer *buf)
+VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_ref(struct vms_wl_buffer *buf)
 {
-	if (!buf || --buf->refs > 0)
-		return;
+	atomic_fetch_add(&buf->refs, 1);
+	return buf;
+}
+
+VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_unref(struct vms_wl_buffer *buf)
+{
+	struct vms_wl *wl;
+
+	if (!buf || atomic_fetch_sub(&buf->refs, 1) > 1)
+		return NULL;
+	wl = buf->wl;
 	wl_list_remove(&buf->link);
 	free_buffer(buf);
+	vms_wl_unref(wl);
+	return NULL;
 }
 
 VMS_EXPORT struct wl_buffer *vms_wl_buffer_get(const struct vms_wl_buffer *buf)

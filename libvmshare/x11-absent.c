@@ -32,7 +32,8 @@ enum vms_x11_path {
 
 struct vms_x11 *vms_x11_create(struct vms_context *ctx, xcb_connection_t *conn,
 			       uint32_t flags);
-void vms_x11_destroy(struct vms_x11 *x11);
+struct vms_x11 *vms_x11_ref(struct vms_x11 *x11);
+struct vms_x11 *vms_x11_unref(struct vms_x11 *x11);
 bool vms_x11_has_shm_fd(const struct vms_x11 *x11);
 bool vms_x11_has_shared_pixmaps(const struct vms_x11 *x11);
 bool vms_x11_has_dri3(const struct vms_x11 *x11);
@@ -41,7 +42,8 @@ struct vms_x11_image *vms_x11_image_create(struct vms_x11 *x11,
 					   uint32_t width, uint32_t height,
 					   uint32_t stride, uint8_t depth);
 int vms_x11_image_detach(struct vms_x11_image *img);
-void vms_x11_image_destroy(struct vms_x11_image *img);
+struct vms_x11_image *vms_x11_image_ref(struct vms_x11_image *img);
+struct vms_x11_image *vms_x11_image_unref(struct vms_x11_image *img);
 int vms_x11_image_put(struct vms_x11_image *img, xcb_drawable_t drawable,
 		      xcb_gcontext_t gc, int16_t dst_x, int16_t dst_y);
 int vms_x11_image_create_pixmap(struct vms_x11_image *img,
@@ -64,9 +66,15 @@ VMS_EXPORT struct vms_x11 *vms_x11_create(struct vms_context *ctx,
 	return NULL;
 }
 
-VMS_EXPORT void vms_x11_destroy(struct vms_x11 *x11)
+VMS_EXPORT struct vms_x11 *vms_x11_ref(struct vms_x11 *x11)
+{
+	return x11;
+}
+
+VMS_EXPORT struct vms_x11 *vms_x11_unref(struct vms_x11 *x11)
 {
 	(void)x11;
+	return NULL;
 }
 
 VMS_EXPORT bool vms_x11_has_shm_fd(const struct vms_x11 *x11)
@@ -110,9 +118,15 @@ VMS_EXPORT int vms_x11_image_detach(struct vms_x11_image *img)
 	return -ENOTSUP;
 }
 
-VMS_EXPORT void vms_x11_image_destroy(struct vms_x11_image *img)
+VMS_EXPORT struct vms_x11_image *vms_x11_image_ref(struct vms_x11_image *img)
+{
+	return img;
+}
+
+VMS_EXPORT struct vms_x11_image *vms_x11_image_unref(struct vms_x11_image *img)
 {
 	(void)img;
+	return NULL;
 }
 
 VMS_EXPORT int vms_x11_image_put(struct vms_x11_image *img,

@@ -26,7 +26,9 @@
 #define PUT_IMAGE_HEADER 32u
 
 struct vms_x11 {
-	struct vms_context *ctx;
+	/* The application's, and one held by each of its images. */
+	atomic_int refs;
+	struct vms_context *ctx;	/* a reference */
 	xcb_connection_t *conn;
 	bool shm_fd, shared_pixmaps, dri3;
 	uint64_t max_request;		/* bytes */
@@ -34,8 +36,9 @@ struct vms_x11 {
 };
 
 struct vms_x11_image {
-	struct vms_x11 *x11;
-	struct vms_buffer *buf;
+	atomic_int refs;
+	struct vms_x11 *x11;		/* a reference */
+	struct vms_buffer *buf;		/* a reference */
 	uint32_t width, height, stride;
 	uint8_t depth;
 	enum vms_x11_path path;
@@ -159,6 +162,7 @@ VMS_EXPORT struct vms_x11 *vms_x11_create(struct vms_context *ctx,
 	x11 = calloc(1, sizeof(*x11));
 	if (!x11)
 		return NULL;
+	atomic_init(&x11->refs, 1);
 	x11->ctx = ctx;
 	x11->conn = conn;
 	/* Both in 4-byte units, extended by BIG-REQUESTS where offered. */
@@ -170,12 +174,23 @@ VMS_EXPORT struct vms_x11 *vms_x11_create(struct vms_context *ctx,
 		errno = EPIPE;
 		return NULL;
 	}
+	vms_context_ref(ctx);
 	return x11;
 }
 
-VMS_EXPORT void vms_x11_destroy(struct vms_x11 *x11)
+VMS_EXPORT struct vms_x11 *vms_x11_ref(struct vms_x11 *x11)
 {
+	atomic_fetch_add(&x11->refs, 1);
+	return x11;
+}
+
+VMS_EXPORT struct vms_x11 *vms_x11_unref(struct vms_x11 *x11)
+{
+	if (!x11 || atomic_fetch_sub(&x11->refs, 1) > 1)
+		return NULL;
+	vms_context_unref(x11->ctx);
 	free(x11);
+	return NULL;
 }
 
 VMS_EXPORT bool vms_x11_has_shm_fd(const struct vms_x11 *x11)
@@ -288,7 +303,8 @@ VMS_EXPORT struct vms_x11_image *vms_x11_image_create(struct vms_x11 *x11,
 	if (!img)
 		return NULL;
 	*img = (struct vms_x11_image){
-		.x11 = x11, .buf = buf, .width = width, .height = height,
+		.refs = 1, .x11 = x11, .buf = buf, .width = width,
+		.height = height,
 		.stride = stride, .depth = depth,
 		.path = VMS_X11_PATH_PUT_IMAGE,
 		.readonly = vms_buffer_is_readonly(buf),
@@ -306,6 +322,8 @@ VMS_EXPORT struct vms_x11_image *vms_x11_image_create(struct vms_x11 *x11,
 	else
 		vms_log(x11->ctx, "x11: %ux%u at %p: SHM segment 0x%x of the buffer's fd, no copy",
 			width, height, vms_buffer_data(buf), img->seg);
+	vms_buffer_ref(buf);
+	vms_x11_ref(x11);
 	return img;
 }
 
@@ -323,18 +341,27 @@ VMS_EXPORT int vms_x11_image_detach(struct vms_x11_image *img)
 		     "ShmDetach");
 }
 
-VMS_EXPORT void vms_x11_image_destroy(struct vms_x11_image *img)
+VMS_EXPORT struct vms_x11_image *vms_x11_image_ref(struct vms_x11_image *img)
+{
+	atomic_fetch_add(&img->refs, 1);
+	return img;
+}
+
+VMS_EXPORT struct vms_x11_image *vms_x11_image_unref(struct vms_x11_image *img)
 {
 	xcb_void_cookie_t cookie;
 
-	if (!img)
-		return;
+	if (!img || atomic_fetch_sub(&img->refs, 1) > 1)
+		return NULL;
 	/* Unchecked, yet never an error event for the application to see. */
 	if (img->path == VMS_X11_PATH_SHM_FD && !img->detached) {
 		cookie = xcb_shm_detach_checked(img->x11->conn, img->seg);
 		xcb_discard_reply(img->x11->conn, cookie.sequence);
 	}
+	vms_buffer_unref(img->buf);
+	vms_x11_unref(img->x11);
 	free(img);
+	return NULL;
 }
 
 static int put_shm(struct vms_x11_image *img, xcb_drawable_t drawable,

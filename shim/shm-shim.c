@@ -508,7 +508,7 @@ static int pool_export(struct shim_pool *pool)
 	munmap(map, (size_t)pool->size);
 	if (!export)
 		return err;
-	vms_buffer_destroy(pool->export);
+	vms_buffer_unref(pool->export);
 	pool->export = export;
 	return 0;
 }
@@ -516,7 +516,7 @@ static int pool_export(struct shim_pool *pool)
 static void pool_free(struct shim_pool *pool)
 {
 	wl_list_remove(&pool->link);
-	vms_buffer_destroy(pool->export);
+	vms_buffer_unref(pool->export);
 	if (pool->fd >= 0)
 		close(pool->fd);
 	free(pool);
@@ -562,7 +562,7 @@ static struct wl_proxy *shm_create_pool(struct wl_proxy *shm, uint32_t opcode,
 			pool->reason = "out of memory";
 		shim_log("pool of %d bytes passes through: %s", pool->size,
 			 pool->reason);
-		vms_buffer_destroy(pool->export);
+		vms_buffer_unref(pool->export);
 		pool->export = NULL;
 		if (pool->fd >= 0)
 			close(pool->fd);
@@ -783,7 +783,7 @@ static void pool_resize(struct shim_pool *pool, union wl_argument *args)
 	if (err) {
 		shim_log("resized pool of %d bytes: vmemexp: %s", pool->size,
 			 strerror(err));
-		vms_buffer_destroy(pool->export);
+		vms_buffer_unref(pool->export);
 		pool->export = NULL;
 	} else {
 		shim_log("pool resized to %d bytes: exported again", pool->size);
@@ -830,7 +830,7 @@ static struct wl_proxy *pool_request(struct shim_pool *pool, uint32_t opcode,
 			wl_proxy_get_version(pool->real_pool),
 			WL_MARSHAL_FLAG_DESTROY, none);
 	pool->real_pool = NULL;
-	vms_buffer_destroy(pool->export);
+	vms_buffer_unref(pool->export);
 	pool->export = NULL;
 	close(pool->fd);
 	pool->fd = -1;

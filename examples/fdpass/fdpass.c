@@ -125,7 +125,7 @@ static int consumer(int sock)
 		if (send(sock, &ack, sizeof(ack), MSG_NOSIGNAL) != sizeof(ack))
 			break;
 	}
-	vms_mapping_destroy(map);
+	vms_mapping_unref(map);
 	return 0;
 }
 
@@ -287,12 +287,12 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 	       "median %.2f ms, max %.2f ms\n",
 	       latency[frames / 2], latency[frames - 1]);
 
-	vms_buffer_destroy(buf);
+	vms_buffer_unref(buf);
 	if (carveout)
 		munmap(pixels, len);
 	else
 		vms_frame_free(ctx, pixels);
-	vms_context_destroy(ctx);
+	vms_context_unref(ctx);
 	free(latency);
 	if (bad || !WIFEXITED(status) || WEXITSTATUS(status))
 		return 1;

@@ -271,7 +271,7 @@ static void destroy_image(struct display *d, struct vms_context *ctx,
 		drmModeRmFB(d->fd, img->fb);
 	if (img->handle)
 		drmCloseBufferHandle(d->fd, img->handle);
-	vms_buffer_destroy(img->buffer);
+	vms_buffer_unref(img->buffer);
 	if (img->map_len)
 		munmap(img->alloc, img->map_len);
 	else
@@ -540,7 +540,7 @@ int main(int argc, char **argv)
 	destroy_image(&d, ctx, &d.capture);
 	destroy_image(&d, ctx, &overlay);
 	destroy_image(&d, ctx, &primary);
-	vms_context_destroy(ctx);
+	vms_context_unref(ctx);
 	close(d.fd);
 	if (wrong)
 		return 1;

@@ -314,8 +314,8 @@ static struct display *create_display(uint32_t vms_wl_flags)
 
 static void destroy_display(struct display *d)
 {
-	vms_wl_destroy(d->vms_wl);
-	vms_context_destroy(d->vms);
+	vms_wl_unref(d->vms_wl);
+	vms_context_unref(d->vms);
 	xdg_wm_base_destroy(d->wm_base);
 	wl_compositor_destroy(d->compositor);
 	wl_registry_destroy(d->registry);
@@ -396,7 +396,7 @@ static void destroy_window(struct window *window)
 	if (window->callback)
 		wl_callback_destroy(window->callback);
 	for (int i = 0; i < N_FRAMES; i++) {
-		vms_wl_buffer_destroy(window->frames[i].buffer);
+		vms_wl_buffer_unref(window->frames[i].buffer);
 		vms_frame_free(window->display->vms, window->frames[i].pixels);
 	}
 	xdg_toplevel_destroy(window->xdg_toplevel);

@@ -214,11 +214,11 @@ static void report_path(const struct window *window)
 
 static void destroy_window(struct window *window)
 {
-	vms_x11_image_destroy(window->image);
-	vms_x11_destroy(window->vms_x11);
-	vms_buffer_destroy(window->buffer);
+	vms_x11_image_unref(window->image);
+	vms_x11_unref(window->vms_x11);
+	vms_buffer_unref(window->buffer);
 	vms_frame_free(window->vms, window->pixels);
-	vms_context_destroy(window->vms);
+	vms_context_unref(window->vms);
 	xcb_free_gc(window->conn, window->gc);
 	xcb_destroy_window(window->conn, window->id);
 	xcb_disconnect(window->conn);

@@ -60,7 +60,8 @@ enum vms_x11_path {
  * later passes fds) and whether it has shared pixmaps, and DRI3 when
  * libvmshare was built with xcb-dri3 (one round trip each).
  *
- * @param ctx    the context buffers come from; must outlive the result
+ * @param ctx    the context buffers come from; the result holds a
+ *               reference on it
  * @param conn   the application's connection; must outlive the result
  * @param flags  enum vms_x11_flags
  * @return the object, or NULL with errno set: EINVAL for bad arguments,
@@ -70,8 +71,14 @@ enum vms_x11_path {
 struct vms_x11 *vms_x11_create(struct vms_context *ctx, xcb_connection_t *conn,
 			       uint32_t flags);
 
-/** Destroys the object; its images must be destroyed first.  Accepts NULL. */
-void vms_x11_destroy(struct vms_x11 *x11);
+/** Adds a reference. */
+struct vms_x11 *vms_x11_ref(struct vms_x11 *x11);
+
+/**
+ * Drops a reference.  Its images hold one each; the last frees the object
+ * and drops its reference on the context.
+ */
+struct vms_x11 *vms_x11_unref(struct vms_x11 *x11);
 
 /** @return whether the server takes fds as SHM segments (MIT-SHM >= 1.2). */
 bool vms_x11_has_shm_fd(const struct vms_x11 *x11);
@@ -99,7 +106,7 @@ bool vms_x11_has_dri3(const struct vms_x11 *x11);
  * vms_x11_image_fallback_reason() say so.  The segment is attached
  * read-only when @p buf is.
  *
- * @param buf  borrowed; must outlive the image.  Its fd stays the
+ * @param buf  the image holds a reference on it.  Its fd stays the
  *             buffer's: the server receives (and owns) a duplicate.
  * @return the image, or NULL with errno set: EINVAL for NULL arguments, a
  *         zero size, a width or height over 65535, a stride below
@@ -124,11 +131,15 @@ struct vms_x11_image *vms_x11_image_create(struct vms_x11 *x11,
  */
 int vms_x11_image_detach(struct vms_x11_image *img);
 
+/** Adds a reference. */
+struct vms_x11_image *vms_x11_image_ref(struct vms_x11_image *img);
+
 /**
- * Detaches the segment if still attached and frees the image.  Pixmaps
- * made from it are the caller's to free.  Accepts NULL.
+ * Drops a reference; the last detaches the segment if still attached,
+ * frees the image and drops its references on the buffer and the
+ * vms_x11.  Pixmaps made from it are the caller's to free.
  */
-void vms_x11_image_destroy(struct vms_x11_image *img);
+struct vms_x11_image *vms_x11_image_unref(struct vms_x11_image *img);
 
 /**
  * Draws the whole image at (@p dst_x, @p dst_y) of @p drawable with @p gc.

@@ -8,10 +8,15 @@
  * a small frame descriptor over a UNIX socket, and map it in the peer.
  *
  * Conventions: functions returning int return 0 (or a count) on success
- * and a negative errno on failure; constructors return NULL and set errno;
- * destroy functions accept NULL.  Every fd the library creates is
- * close-on-exec.  Who owns each fd is stated at every function that takes
- * or returns one.
+ * and a negative errno on failure; constructors return NULL and set errno.
+ * Every object is reference-counted: a constructor returns it with one
+ * reference, _ref() adds one and returns the object, _unref() drops one,
+ * accepts NULL and returns NULL, and the last frees the object.  An object
+ * holds a reference on what it was made from (a buffer on its context, a
+ * vms_wl_buffer on its vms_wl, an X11 image on its vms_x11 and buffer), so
+ * the application may drop its references in any order.  Every fd the
+ * library creates is close-on-exec.  Who owns each fd is stated at every
+ * function that takes or returns one.
  */
 #ifndef VMSHARE_H
 #define VMSHARE_H
@@ -116,16 +121,22 @@ void *vms_context_get_user_data(const struct vms_context *ctx);
  */
 struct vms_context *vms_context_create_from_fd(int fd, uint32_t flags);
 
+/** Adds a reference. */
+struct vms_context *vms_context_ref(struct vms_context *ctx);
+
 /**
- * Destroys a context; its buffers must be destroyed first.  Memory from
- * its vms_frame_alloc() still allocated is freed.  Accepts NULL.
+ * Drops a reference.  The context lives on while a buffer, vms_wl or
+ * vms_x11 made from it does; the last reference closes /dev/vmemexp and
+ * frees the memory of its vms_frame_alloc() still allocated, so frame
+ * memory is the application's to use only while it holds the context.
  *
- * Threads: a context may be shared by threads that export and destroy
+ * Threads: a context may be shared by threads that export and release
  * buffers and allocate and free frame memory concurrently (the reuse of
- * exports and the list of frame memory are locked); one buffer, wl or
- * x11 object must not be used by two threads at once.
+ * exports and the list of frame memory are locked; references are
+ * atomic); one buffer, wl or x11 object must not be used by two threads
+ * at once.
  */
-void vms_context_destroy(struct vms_context *ctx);
+struct vms_context *vms_context_unref(struct vms_context *ctx);
 
 /**
  * @return true when exports go through vmemexp, false when they fall back,
@@ -194,7 +205,7 @@ enum vms_export_flags {
  *
  * Exporting the same memory (same @p ptr, @p len and @p flags) again while
  * an earlier dma-buf export of it lives returns that buffer again, with
- * one more reference for vms_buffer_destroy(), as long as vmemexp reports
+ * one more reference for vms_buffer_unref(), as long as vmemexp reports
  * that the range still shows the exported pages; after anything remapped
  * it (munmap and a new mapping at the same address, mremap, madvise...)
  * a fresh export is made.  So a producer may export its frame
@@ -277,13 +288,16 @@ void *vms_frame_alloc(struct vms_context *ctx, size_t size);
  */
 void vms_frame_free(struct vms_context *ctx, void *ptr);
 
+/** Adds a reference. */
+struct vms_buffer *vms_buffer_ref(struct vms_buffer *buf);
+
 /**
- * Drops one reference (vms_buffer_export() may return a buffer again);
- * the last releases the buffer: closes its fd, and unmaps the memory for
- * buffers from vms_buffer_alloc().  Peers that received the fd keep the
- * pages.  Accepts NULL.
+ * Drops a reference (vms_buffer_export() may return a buffer again, with
+ * one more); the last releases the buffer: closes its fd, unmaps the
+ * memory of a buffer from vms_buffer_alloc(), and drops its reference on
+ * the context.  Peers that received the fd keep the pages.
  */
-void vms_buffer_destroy(struct vms_buffer *buf);
+struct vms_buffer *vms_buffer_unref(struct vms_buffer *buf);
 
 /** @return the buffer's fd; owned by the buffer, valid until destroy. */
 int vms_buffer_fd(const struct vms_buffer *buf);
@@ -453,8 +467,11 @@ int vms_recv(int sock, struct vms_frame *frames, int *fds, size_t max);
  */
 struct vms_receiver *vms_receiver_create(int sock);
 
-/** Destroys the receiver, closing the fds of a message it had begun. */
-void vms_receiver_destroy(struct vms_receiver *r);
+/** Adds a reference; a receiver is used by one thread at a time. */
+struct vms_receiver *vms_receiver_ref(struct vms_receiver *r);
+
+/** Drops a reference; the last closes the fds of a message it had begun. */
+struct vms_receiver *vms_receiver_unref(struct vms_receiver *r);
 
 /**
  * Reads what the socket has towards the next message, as vms_recv():
@@ -476,8 +493,11 @@ int vms_receiver_read(struct vms_receiver *r, struct vms_frame *frames,
  */
 struct vms_mapping *vms_mapping_create(int fd, const struct vms_frame *frame);
 
-/** Unmaps and closes the mapping's fd.  Accepts NULL. */
-void vms_mapping_destroy(struct vms_mapping *map);
+/** Adds a reference. */
+struct vms_mapping *vms_mapping_ref(struct vms_mapping *map);
+
+/** Drops a reference; the last unmaps and closes the mapping's fd. */
+struct vms_mapping *vms_mapping_unref(struct vms_mapping *map);
 
 /** @return the address of plane @p plane, or NULL when there is none. */
 void *vms_mapping_plane(const struct vms_mapping *map, uint32_t plane);
@@ -541,7 +561,8 @@ enum vms_wl_flags {
  * counts as no dma-buf format at all: every buffer then takes the wl_shm
  * path, and vms_wl_buffer_fallback_reason() says what was wrong.
  *
- * @param ctx      the context exports go through; must outlive the result
+ * @param ctx      the context exports go through; the result holds a
+ *                 reference on it
  * @param display  the application's connection; must outlive the result
  * @param flags    enum vms_wl_flags
  * @return the object, or NULL with errno set (EINVAL for bad arguments,
@@ -552,8 +573,15 @@ enum vms_wl_flags {
 struct vms_wl *vms_wl_create(struct vms_context *ctx,
 			     struct wl_display *display, uint32_t flags);
 
-/** Destroys the object; its buffers must be destroyed first.  Accepts NULL. */
-void vms_wl_destroy(struct vms_wl *wl);
+/** Adds a reference. */
+struct vms_wl *vms_wl_ref(struct vms_wl *wl);
+
+/**
+ * Drops a reference.  Its buffers hold one each; the last destroys the
+ * private queue and globals and drops the reference on the context.  The
+ * wl_display must outlive every vms_wl and vms_wl_buffer made on it.
+ */
+struct vms_wl *vms_wl_unref(struct vms_wl *wl);
 
 /**
  * @return whether the compositor takes @p fourcc as a dma-buf (with the
@@ -598,8 +626,15 @@ struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl, void *data,
 					   uint32_t width, uint32_t height,
 					   uint32_t stride, uint32_t fourcc);
 
-/** Drops one reference; the last destroys the wl_buffer.  Accepts NULL. */
-void vms_wl_buffer_destroy(struct vms_wl_buffer *buf);
+/** Adds a reference. */
+struct vms_wl_buffer *vms_wl_buffer_ref(struct vms_wl_buffer *buf);
+
+/**
+ * Drops a reference (vms_wl_buffer_create() may return a buffer again,
+ * with one more); the last destroys the wl_buffer and drops the buffer's
+ * reference on its vms_wl.
+ */
+struct vms_wl_buffer *vms_wl_buffer_unref(struct vms_wl_buffer *buf);
 
 /** @return the wl_buffer to attach; owned by @p buf. */
 struct wl_buffer *vms_wl_buffer_get(const struct vms_wl_buffer *buf);

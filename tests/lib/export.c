@@ -61,7 +61,7 @@ static void check_peer_sees(struct vms_buffer *buf, size_t len, size_t base,
 	struct vms_mapping *map = peer_map(buf, len);
 
 	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, base, seed), -1);
-	vms_mapping_destroy(map);
+	vms_mapping_unref(map);
 }
 
 static void context_flags(void)
@@ -86,14 +86,14 @@ static void context_flags(void)
 		VMT_ASSERT(!c);
 		VMT_ASSERT_EQ(err, ENODEV);
 	}
-	vms_context_destroy(c);
+	vms_context_unref(c);
 
 	c = vms_context_create(VMS_CONTEXT_NO_MODULE);
 	VMT_ASSERT(c);
 	VMT_ASSERT(!vms_context_has_module(c));
 	VMT_ASSERT_EQ(vms_context_module_status(c), -ENODEV);
-	vms_context_destroy(c);
-	vms_context_destroy(NULL);
+	vms_context_unref(c);
+	vms_context_unref(NULL);
 }
 
 static void export_bad_arguments(void)
@@ -121,9 +121,9 @@ static void export_bad_arguments(void)
 	VMT_ASSERT_EQ(errno, EINVAL);
 	VMT_ASSERT(!vms_frame_alloc(c, SIZE_MAX));
 	VMT_ASSERT_EQ(errno, EINVAL);
-	vms_buffer_destroy(NULL);
+	vms_buffer_unref(NULL);
 	vms_frame_free(c, NULL);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 /*
@@ -163,12 +163,12 @@ static void export_malloc(void)
 		again = vms_buffer_export(c, mem + 1, len,
 					  VMS_EXPORT_EXPOSE_WHOLE_PAGES);
 		VMT_ASSERT(again == buf);
-		vms_buffer_destroy(again);
+		vms_buffer_unref(again);
 		/* Without the consent the same memory is no dma-buf. */
 		again = vms_buffer_export(c, mem + 1, len, 0);
 		VMT_ASSERT(again && again != buf);
 		VMT_ASSERT_EQ(vms_buffer_kind(again), VMS_BUFFER_MEMFD_COPY);
-		vms_buffer_destroy(again);
+		vms_buffer_unref(again);
 	} else {
 		vmt_note("path: memfd copy");
 		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
@@ -179,9 +179,9 @@ static void export_malloc(void)
 	VMT_ASSERT_EQ(vms_buffer_end_cpu_access(buf, VMS_ACCESS_WRITE), 0);
 	VMT_ASSERT_EQ(vms_buffer_begin_cpu_access(buf, 0), -EINVAL);
 	VMT_ASSERT_EQ(vms_mapping_begin_cpu_access(map, 4), -EINVAL);
-	vms_mapping_destroy(map);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_mapping_unref(map);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 	free(mem);
 }
 
@@ -212,8 +212,8 @@ static void check_unaligned_copied(struct vms_context *c, uint8_t *p,
 	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 1), -1);
 	vmt_fill(vms_mapping_plane(map, 0), len, 0, 2);
 	VMT_ASSERT_EQ(vmt_check(p, len, 0, 1), -1);
-	vms_mapping_destroy(map);
-	vms_buffer_destroy(buf);
+	vms_mapping_unref(map);
+	vms_buffer_unref(buf);
 
 	errno = 0;
 	VMT_ASSERT(!vms_buffer_export(c, p, len, VMS_EXPORT_ZERO_COPY));
@@ -237,7 +237,7 @@ static void unaligned_export_copies(void)
 	/* Ending on a page, starting inside one. */
 	check_unaligned_copied(c, pages + 100, page - 100);
 	munmap(pages, 2 * page);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 	free(mem);
 }
 
@@ -275,9 +275,9 @@ static void frame_alloc_zero_copy(void)
 		VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
 		VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "not available"));
 		VMT_ASSERT(!strstr(vms_buffer_copy_reason(buf), "page-aligned"));
-		vms_buffer_destroy(buf);
+		vms_buffer_unref(buf);
 		vms_frame_free(c, p);
-		vms_context_destroy(c);
+		vms_context_unref(c);
 		return;
 	}
 	vmt_note("path: vmemexp");
@@ -290,11 +290,11 @@ static void frame_alloc_zero_copy(void)
 		VMT_ASSERT_EQ(seen[i], 0);
 	vmt_fill(seen, len, 0, 2);
 	VMT_ASSERT_EQ(vmt_check(p, len, 0, 2), -1);
-	vms_mapping_destroy(map);
+	vms_mapping_unref(map);
 
 	again = vms_buffer_export(c, p, len, VMS_EXPORT_ZERO_COPY);
 	VMT_ASSERT(again == buf);
-	vms_buffer_destroy(again);
+	vms_buffer_unref(again);
 
 	part = vms_buffer_export(c, p + 100, 5000, VMS_EXPORT_ZERO_COPY);
 	VMT_ASSERT(part);
@@ -302,10 +302,10 @@ static void frame_alloc_zero_copy(void)
 	VMT_ASSERT_EQ(vms_buffer_offset(part), 100);
 	VMT_ASSERT_EQ(vms_buffer_size(part), whole_pages(p + 100, 5000));
 	check_peer_sees(part, 5000, 100, 2);
-	vms_buffer_destroy(part);
-	vms_buffer_destroy(buf);
+	vms_buffer_unref(part);
+	vms_buffer_unref(buf);
 	vms_frame_free(c, p);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 /*
@@ -339,10 +339,10 @@ static void frame_free_keeps_peers_pages(void)
 	VMT_ASSERT(fresh && fresh != old);
 	check_peer_sees(fresh, len, 0, 3);
 	check_peer_sees(old, len, 0, 1);
-	vms_buffer_destroy(fresh);
-	vms_buffer_destroy(old);
+	vms_buffer_unref(fresh);
+	vms_buffer_unref(old);
 	vms_frame_free(c, q);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 /* Whether @p lies in one of this process's mappings. */
@@ -363,7 +363,7 @@ static bool is_mapped(const void *p)
 
 /*
  * vms_frame_free() leaves alone what is not a block of its context, and
- * vms_context_destroy() frees the blocks still allocated.
+ * vms_context_unref() frees the blocks still allocated.
  */
 static void frame_memory_lifetime(void)
 {
@@ -384,9 +384,9 @@ static void frame_memory_lifetime(void)
 	vms_frame_free(other, mine);
 	VMT_ASSERT(!is_mapped(mine));
 	VMT_ASSERT(is_mapped(kept));
-	vms_context_destroy(c);
+	vms_context_unref(c);
 	VMT_ASSERT(!is_mapped(kept));
-	vms_context_destroy(other);
+	vms_context_unref(other);
 }
 
 /* A copy is sealed, refreshes on request, and never writes back. */
@@ -416,12 +416,12 @@ static void fallback_copy(void)
 	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 3), -1);
 	VMT_ASSERT_EQ(vms_buffer_refresh(buf), 0);
 	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 4), -1);
-	vms_mapping_destroy(map);
-	vms_buffer_destroy(buf);
+	vms_mapping_unref(map);
+	vms_buffer_unref(buf);
 
 	VMT_ASSERT(!vms_buffer_export(c, mem, len, VMS_EXPORT_ZERO_COPY));
 	VMT_ASSERT_EQ(errno, ENODEV);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 	free(mem);
 }
 
@@ -481,10 +481,10 @@ static void readonly_export(void)
 		VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), len, 0, 5), -1);
 		if (vms_buffer_kind(buf) == VMS_BUFFER_MEMFD_COPY)
 			copy_stays_readonly(buf, map, mem, len);
-		vms_mapping_destroy(map);
-		vms_buffer_destroy(buf);
+		vms_mapping_unref(map);
+		vms_buffer_unref(buf);
 		vms_frame_free(c, mem);
-		vms_context_destroy(c);
+		vms_context_unref(c);
 	}
 }
 
@@ -504,9 +504,9 @@ static void alloc_is_zero_copy(void)
 	map = peer_map(buf, 5000);
 	vmt_fill(vms_mapping_plane(map, 0), 5000, 0, 6);
 	VMT_ASSERT_EQ(vmt_check(vms_buffer_data(buf), 5000, 0, 6), -1);
-	vms_mapping_destroy(map);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_mapping_unref(map);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /*
@@ -548,8 +548,8 @@ static void nv12_planes(void)
 	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 0), ranges[0].len, 0, 7), -1);
 	VMT_ASSERT_EQ(vmt_check(vms_mapping_plane(map, 1), ranges[1].len, 0, 8), -1);
 	VMT_ASSERT(!vms_mapping_plane(map, 2));
-	vms_mapping_destroy(map);
-	vms_buffer_destroy(buf);
+	vms_mapping_unref(map);
+	vms_buffer_unref(buf);
 
 	errno = 0;
 	VMT_ASSERT(!vms_buffer_export_planes(c, apart, 2, 0));
@@ -561,7 +561,7 @@ static void nv12_planes(void)
 	VMT_ASSERT(!vms_buffer_export_planes(c, ranges, 0, 0));
 	VMT_ASSERT_EQ(errno, EINVAL);
 	vms_frame_free(c, mem);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 /*
@@ -586,7 +586,7 @@ static void planes_not_page_aligned(void)
 	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
 	VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "not page-aligned"));
 	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 1), y_len + 8);
-	vms_buffer_destroy(buf);
+	vms_buffer_unref(buf);
 	errno = 0;
 	VMT_ASSERT(!vms_buffer_export_planes(c, ranges, 2, VMS_EXPORT_ZERO_COPY));
 	VMT_ASSERT_EQ(errno, module_present() ? EINVAL : ENODEV);
@@ -603,8 +603,8 @@ static void planes_not_page_aligned(void)
 	}
 	VMT_ASSERT_EQ(vms_buffer_range_offset(buf, 1) -
 		      vms_buffer_range_offset(buf, 0), y_len + 8);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 	free(mem);
 }
 
@@ -620,8 +620,8 @@ static void describe_errors(void)
 	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 32, 8, XRGB8888, 64), -EINVAL);
 	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 32, 8, 0x20202020u, 128), -EINVAL);
 	VMT_ASSERT_EQ(vms_frame_describe(&frame, buf, 0, 8, XRGB8888, 128), -EINVAL);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /* A frame that claims more than its fd holds is refused before mmap. */
@@ -640,9 +640,9 @@ static void mapping_checks_fd_size(void)
 	VMT_ASSERT_EQ(errno, EOVERFLOW);
 	VMT_ASSERT(!vms_mapping_create(-1, &frame));
 	VMT_ASSERT_EQ(errno, EINVAL);
-	vms_mapping_destroy(NULL);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_mapping_unref(NULL);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /* The module refuses a PROT_READ mapping for writing: the library copies. */
@@ -660,12 +660,12 @@ static void module_refusal_falls_back(void)
 	VMT_ASSERT(buf);
 	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_MEMFD_COPY);
 	VMT_ASSERT(strstr(vms_buffer_copy_reason(buf), "refused"));
-	vms_buffer_destroy(buf);
+	vms_buffer_unref(buf);
 	errno = 0;
 	VMT_ASSERT(!vms_buffer_export(c, ro, 4096, VMS_EXPORT_ZERO_COPY));
 	VMT_ASSERT_EQ(errno, EACCES);
 	munmap(ro, 4096);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 /*
@@ -698,7 +698,7 @@ static void no_copy_where_unsound(void)
 	VMT_ASSERT_EQ(errno, E2BIG);
 	VMT_ASSERT_OK(vmt_set_module_param("max_export_bytes", "1073741824"));
 	munmap(p, 8 * 4096);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 /* @len bytes of fresh anonymous memory holding pattern 1, exported into *@a. */
@@ -765,13 +765,13 @@ static void check_reuse_until_remapped(struct vms_context *c, uint8_t *p,
 	b = vms_buffer_export(c, p, len, 0);
 	VMT_ASSERT(b == a);
 	check_peer_sees(b, len, 0, 2);
-	vms_buffer_destroy(b);		/* a is still alive */
+	vms_buffer_unref(b);		/* a is still alive */
 	VMT_ASSERT_EQ(fcntl(vms_buffer_fd(a), F_GETFD) >= 0, 1);
 
 	/* Other flags are another export. */
 	d = vms_buffer_export(c, p, len, VMS_EXPORT_RDONLY);
 	VMT_ASSERT(d && d != a);
-	vms_buffer_destroy(d);
+	vms_buffer_unref(d);
 
 	/* Remapped at the same address: exported afresh. */
 	VMT_ASSERT(mmap(p, len, PROT_READ | PROT_WRITE,
@@ -787,12 +787,12 @@ static void check_reuse_until_remapped(struct vms_context *c, uint8_t *p,
 	VMT_ASSERT_OK(madvise(p, len, MADV_DONTNEED));
 	d = vms_buffer_export(c, p, len, 0);
 	VMT_ASSERT(d && d != b);
-	vms_buffer_destroy(d);
+	vms_buffer_unref(d);
 
-	vms_buffer_destroy(b);
-	vms_buffer_destroy(a);
+	vms_buffer_unref(b);
+	vms_buffer_unref(a);
 	munmap(p, len);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 /* Reuse decided by reading the status page, no system call. */
@@ -890,7 +890,7 @@ static bool child_exports_afresh(struct vms_context *c, uint8_t *p, size_t len,
 		return false;
 	map = peer_map(b, len);
 	ok = vmt_check(vms_mapping_plane(map, 0), len, 0, 5) == -1;
-	vms_mapping_destroy(map);
+	vms_mapping_unref(map);
 	return ok;
 }
 
@@ -928,10 +928,10 @@ static void check_export_again_in_child(pid_t (*spawn)(void))
 	VMT_ASSERT_EQ(vmt_wait(pid), 0);
 	b = vms_buffer_export(c, p, len, 0);
 	VMT_ASSERT(b == a);
-	vms_buffer_destroy(b);
-	vms_buffer_destroy(a);
+	vms_buffer_unref(b);
+	vms_buffer_unref(a);
 	munmap(p, len);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 static void export_again_after_fork(void)
@@ -964,10 +964,10 @@ static bool exports_untracked(void)
 		return false;
 	map = peer_map(a, len);
 	ok = vmt_check(vms_mapping_plane(map, 0), len, 0, 2) == -1;
-	vms_mapping_destroy(map);
-	vms_buffer_destroy(b);
-	vms_buffer_destroy(a);
-	vms_context_destroy(c);
+	vms_mapping_unref(map);
+	vms_buffer_unref(b);
+	vms_buffer_unref(a);
+	vms_context_unref(c);
 	return ok;
 }
 
@@ -1036,7 +1036,7 @@ static void log_handler(void)
 	/* A copy is a fallback (info): below the default priority. */
 	buf = vms_buffer_export(c, misaligned + 1, 4096, 0);
 	VMT_ASSERT(buf);
-	vms_buffer_destroy(buf);
+	vms_buffer_unref(buf);
 	VMT_ASSERT_EQ(got.calls[0] + got.calls[1] + got.calls[2], 0);
 	/* An error gets through. */
 	vms_frame_free(c, misaligned);
@@ -1048,7 +1048,7 @@ static void log_handler(void)
 	VMT_ASSERT_EQ(vms_context_get_log_priority(c), VMS_LOG_PRIORITY_DEBUG);
 	buf = vms_buffer_export(c, misaligned + 1, 4096, 0);
 	VMT_ASSERT(buf);
-	vms_buffer_destroy(buf);
+	vms_buffer_unref(buf);
 	VMT_ASSERT_EQ(got.calls[1], 1);
 	vmt_note("%d debug, %d info messages; last: %s", got.calls[0],
 		 got.calls[1], got.last);
@@ -1057,16 +1057,55 @@ static void log_handler(void)
 	vms_context_set_log_handler(c, NULL);
 	vms_frame_free(c, misaligned);
 	VMT_ASSERT_EQ(got.calls[2], 1);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 
 	/* VMSHARE_DEBUG=1 makes debug the default of a new context. */
 	setenv("VMSHARE_DEBUG", "1", 1);
 	c = vms_context_create(VMS_CONTEXT_NO_MODULE);
 	VMT_ASSERT(c);
 	VMT_ASSERT_EQ(vms_context_get_log_priority(c), VMS_LOG_PRIORITY_DEBUG);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 	unsetenv("VMSHARE_DEBUG");
 	free(misaligned);
+}
+
+/*
+ * References: a buffer holds its context, so the application may drop
+ * the context first; the buffer, its memory and its frame block stay
+ * usable until the buffer's last reference goes.  (Before, the context
+ * had to outlive its buffers: this was a use after free, which valgrind's
+ * run of this test reports.)
+ */
+static void unref_in_any_order(void)
+{
+	int before = vmt_count_fds();
+	const size_t len = 4 * 4096;
+	struct vms_context *c = vms_context_create(0);
+	struct vms_buffer *buf, *same;
+	uint8_t *mem;
+
+	VMT_ASSERT(c);
+	VMT_ASSERT(vms_context_ref(c) == c);
+	VMT_ASSERT(!vms_context_unref(c));
+	mem = vms_frame_alloc(c, len);
+	VMT_ASSERT(mem);
+	vmt_fill(mem, len, 0, 5);
+	buf = vms_buffer_export(c, mem, len, 0);
+	VMT_ASSERT(buf);
+	same = vms_buffer_ref(buf);
+	VMT_ASSERT(same == buf);
+	VMT_ASSERT(!vms_context_unref(c));
+	/* The context lives on in the buffer: its memory, its fd. */
+	VMT_ASSERT_EQ(vmt_check(vms_buffer_data(buf), len, 0, 5), -1);
+	VMT_ASSERT(fcntl(vms_buffer_fd(buf), F_GETFD) >= 0);
+	VMT_ASSERT_EQ(vms_buffer_begin_cpu_access(buf, VMS_ACCESS_READ), 0);
+	VMT_ASSERT_EQ(vms_buffer_end_cpu_access(buf, VMS_ACCESS_READ), 0);
+	VMT_ASSERT(!vms_buffer_unref(buf));
+	VMT_ASSERT_EQ(vmt_check(vms_buffer_data(same), len, 0, 5), -1);
+	VMT_ASSERT(!vms_buffer_unref(same));
+	VMT_ASSERT(!vms_buffer_unref(NULL));
+	VMT_ASSERT(!vms_context_unref(NULL));
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
 }
 
 /* A context on an fd the caller opened, as a portal or logind hands one. */
@@ -1113,15 +1152,16 @@ static void context_from_fd(void)
 	buf = vms_buffer_export(c, mem, len, 0);
 	VMT_ASSERT(buf);
 	VMT_ASSERT_EQ(vms_buffer_kind(buf), VMS_BUFFER_DMABUF);
-	vms_buffer_destroy(buf);
+	vms_buffer_unref(buf);
 	vms_frame_free(c, mem);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 	VMT_ASSERT_EQ(vmt_count_fds(), before);
 }
 
 static const struct vmt_test tests[] = {
 	VMT_TEST(context_flags),
 	VMT_TEST(context_from_fd),
+	VMT_TEST(unref_in_any_order),
 	VMT_TEST(log_handler),
 	VMT_TEST(export_bad_arguments),
 	VMT_TEST(export_malloc),

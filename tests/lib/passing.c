@@ -81,13 +81,13 @@ static void roundtrip(int type, size_t count)
 		vmt_fill(vms_mapping_plane(map, 0), 64, 0, 99);
 		VMT_ASSERT_EQ(vmt_check(vms_buffer_data(bufs[i]), 64, 0, 99), -1);
 		VMT_ASSERT_EQ(fcntl(fds[i], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-		vms_mapping_destroy(map);
+		vms_mapping_unref(map);
 		close(fds[i]);
-		vms_buffer_destroy(bufs[i]);
+		vms_buffer_unref(bufs[i]);
 	}
 	close(sv[0]);
 	close(sv[1]);
-	vms_context_destroy(c);
+	vms_context_unref(c);
 }
 
 static void stream_one(void) { roundtrip(SOCK_STREAM, 1); }
@@ -167,8 +167,8 @@ static void expect_refused(int type, const struct message *m, size_t len,
 		mutate;                                                       \
 		expect_refused(SOCK_STREAM, &m, len, buf, n_fds, err);        \
 		expect_refused(SOCK_SEQPACKET, &m, len, buf, n_fds, err);     \
-		vms_buffer_destroy(buf);                                      \
-		vms_context_destroy(c);                                       \
+		vms_buffer_unref(buf);                                      \
+		vms_context_unref(c);                                       \
 	}
 
 REFUSAL_TEST(bad_magic, 1, EPROTO, m.header.magic ^= 1)
@@ -225,8 +225,8 @@ static void shrinkable_fd_refused(void)
 		close(sv[1]);
 	}
 	close(memfd);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /*
@@ -280,8 +280,8 @@ static void good_message_accepted(void)
 	close(fds[0]);
 	close(sv[0]);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 static void more_frames_than_room(void)
@@ -300,9 +300,9 @@ static void more_frames_than_room(void)
 	VMT_ASSERT_EQ(vmt_count_fds(), before);
 	close(sv[0]);
 	close(sv[1]);
-	vms_buffer_destroy(bufs[0]);
-	vms_buffer_destroy(bufs[1]);
-	vms_context_destroy(c);
+	vms_buffer_unref(bufs[0]);
+	vms_buffer_unref(bufs[1]);
+	vms_context_unref(c);
 }
 
 static void oversized_record(void)
@@ -321,8 +321,8 @@ static void oversized_record(void)
 	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EMSGSIZE);
 	close(sv[0]);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /* The header arrives with its fd, then the peer hangs up. */
@@ -341,8 +341,8 @@ static void peer_closes_mid_message(void)
 	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -ECONNRESET);
 	VMT_ASSERT_EQ(vmt_count_fds(), before);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 static void peer_closes_between_messages(void)
@@ -389,8 +389,8 @@ static void partial_reads(void)
 	close(fds[0]);
 	close(sv[0]);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 static void set_nonblocking(int fd)
@@ -428,8 +428,8 @@ static void empty_record_is_not_eof(void)
 	close(sv[0]);
 	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 0);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /*
@@ -486,8 +486,8 @@ static void nonblocking_split_message(void)
 	close(sv[0]);
 	close(sv[1]);
 	VMT_ASSERT_EQ(vmt_count_fds(), before);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /* An event loop's receiver keeps the part of a message that has come. */
@@ -531,12 +531,12 @@ static void receiver_resumes(void)
 	send_raw(sv[0], bytes, 10, vms_buffer_fd(buf), 1);
 	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EAGAIN);
 	VMT_ASSERT_EQ(vmt_count_fds(), before + 1);
-	vms_receiver_destroy(r);
+	vms_receiver_unref(r);
 	VMT_ASSERT_EQ(vmt_count_fds(), before);
 	close(sv[0]);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 /* After a header it cannot parse, a stream has no next message to find. */
@@ -559,7 +559,7 @@ static void receiver_stream_stays_broken(void)
 	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EPROTO);
 	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EPROTO);
 	VMT_ASSERT_EQ(vmt_count_fds(), before);
-	vms_receiver_destroy(r);
+	vms_receiver_unref(r);
 	/* On a seqpacket socket the next record is read as usual. */
 	close(sv[0]);
 	close(sv[1]);
@@ -571,11 +571,11 @@ static void receiver_stream_stays_broken(void)
 	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), -EPROTO);
 	VMT_ASSERT_EQ(vms_receiver_read(r, got, fds, VMS_MAX_FRAMES), 1);
 	close(fds[0]);
-	vms_receiver_destroy(r);
+	vms_receiver_unref(r);
 	close(sv[0]);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 static void receiver_errors(void)
@@ -589,7 +589,7 @@ static void receiver_errors(void)
 	VMT_ASSERT_EQ(errno, ENOTSOCK);
 	VMT_ASSERT_EQ(vms_recv(p[0], got, fds, 1), -ENOTSOCK);
 	VMT_ASSERT_EQ(vms_receiver_read(NULL, got, fds, 1), -EINVAL);
-	vms_receiver_destroy(NULL);
+	vms_receiver_unref(NULL);
 	close(p[0]);
 	close(p[1]);
 }
@@ -625,8 +625,8 @@ static void interrupted_by_signal(void)
 	close(fds[0]);
 	close(sv[0]);
 	close(sv[1]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 static void send_errors(void)
@@ -649,8 +649,8 @@ static void send_errors(void)
 	/* The peer is gone: an error, and no SIGPIPE. */
 	VMT_ASSERT_EQ(vms_send(sv[0], frames, fds, 1), -EPIPE);
 	close(sv[0]);
-	vms_buffer_destroy(buf);
-	vms_context_destroy(c);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
 }
 
 static const struct vmt_test tests[] = {

@@ -282,16 +282,16 @@ int main(int argc, char **argv)
 	}
 	wl_surface_destroy(surface);
 out:
-	vms_wl_buffer_destroy(again);
-	vms_wl_buffer_destroy(buf);
-	vms_wl_destroy(wl);
+	vms_wl_buffer_unref(again);
+	vms_wl_buffer_unref(buf);
+	vms_wl_unref(wl);
 	if (remap && alloc)
 		munmap(alloc, map_len);
 	else if (in_malloc)
 		free(alloc);
 	else
 		vms_frame_free(ctx, alloc);
-	vms_context_destroy(ctx);
+	vms_context_unref(ctx);
 	if (compositor)
 		wl_compositor_destroy(compositor);
 	wl_registry_destroy(registry);

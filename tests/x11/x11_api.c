@@ -76,8 +76,8 @@ static void teardown(struct fixture *f)
 {
 	xcb_generic_event_t *event;
 
-	vms_x11_destroy(f->x11);
-	vms_context_destroy(f->ctx);
+	vms_x11_unref(f->x11);
+	vms_context_unref(f->ctx);
 	xcb_free_gc(f->conn, f->gc);
 	xcb_destroy_window(f->conn, f->window);
 	sync_server(f->conn);
@@ -147,11 +147,11 @@ static void create_bad_args(void)
 	VMT_ASSERT_ERRNO(vms_x11_create(ctx, conn, 0) ? 0 : -1, EPIPE);
 	xcb_disconnect(conn);
 
-	vms_x11_destroy(NULL);
-	vms_x11_image_destroy(NULL);
+	vms_x11_unref(NULL);
+	vms_x11_image_unref(NULL);
 	VMT_ASSERT_EQ(vms_x11_image_put(NULL, 1, 1, 0, 0), -EINVAL);
 	VMT_ASSERT_EQ(vms_x11_image_detach(NULL), -EINVAL);
-	vms_context_destroy(ctx);
+	vms_context_unref(ctx);
 }
 
 static void image_bad_args(void)
@@ -190,8 +190,8 @@ static void image_bad_args(void)
 	/* The server's errors come back as EIO, not as events. */
 	VMT_ASSERT_EQ(vms_x11_image_put(img, 0, f.gc, 0, 0), -EIO);
 	VMT_ASSERT_EQ(vms_x11_image_put(img, f.window, 0, 0, 0), -EIO);
-	vms_x11_image_destroy(img);
-	vms_buffer_destroy(buf);
+	vms_x11_image_unref(img);
+	vms_buffer_unref(buf);
 	free(mem);
 	teardown(&f);
 }
@@ -208,7 +208,7 @@ static void check_detach_twice(struct fixture *f, struct vms_x11_image *img)
 		      -ENOENT);
 	VMT_ASSERT_EQ(vms_x11_image_create_dri3_pixmap(img, f->window, &pixmap),
 		      -ENOENT);
-	vms_x11_image_destroy(img);
+	vms_x11_image_unref(img);
 }
 
 static void detach_twice(void)
@@ -223,8 +223,8 @@ static void detach_twice(void)
 	VMT_ASSERT(shm && put);
 	check_detach_twice(&f, vms_x11_image_create(f.x11, shm, W, H, W * 4, 24));
 	check_detach_twice(&f, vms_x11_image_create(f.x11, put, W, H, W * 4, 24));
-	vms_buffer_destroy(shm);
-	vms_buffer_destroy(put);
+	vms_buffer_unref(shm);
+	vms_buffer_unref(put);
 	free(mem);
 	teardown(&f);
 }
@@ -260,8 +260,8 @@ static void memfd_segment(void)
 	VMT_ASSERT(!vms_x11_image_fallback_reason(img));
 	put_twice(&f, img, buf, W * 4);
 	VMT_ASSERT_EQ(vms_x11_image_detach(img), 0);
-	vms_x11_image_destroy(img);
-	vms_buffer_destroy(buf);
+	vms_x11_image_unref(img);
+	vms_buffer_unref(buf);
 	teardown(&f);
 }
 
@@ -311,8 +311,8 @@ static void dmabuf_segment(void)
 	fill((uint8_t *)mem, W, H, stride, 4);
 	expect_pixels(&f, pixmap, (uint8_t *)mem, W, H, stride);
 	xcb_free_pixmap(f.conn, pixmap);
-	vms_x11_image_destroy(img);
-	vms_buffer_destroy(buf);
+	vms_x11_image_unref(img);
+	vms_buffer_unref(buf);
 	vms_frame_free(f.ctx, mem);
 	teardown(&f);
 }
@@ -346,8 +346,8 @@ static void readonly_segment(void)
 		      -EACCES);
 	VMT_ASSERT_EQ(vms_x11_image_create_dri3_pixmap(img, f.window, &pixmap),
 		      -EACCES);
-	vms_x11_image_destroy(img);
-	vms_buffer_destroy(buf);
+	vms_x11_image_unref(img);
+	vms_buffer_unref(buf);
 	vms_frame_free(f.ctx, mem);
 	teardown(&f);
 }
@@ -380,8 +380,8 @@ static void fallback(uint32_t ctx_flags, uint32_t x11_flags,
 		      -ENOTSUP);
 	VMT_ASSERT_EQ(vms_x11_image_create_dri3_pixmap(img, f.window, &pixmap),
 		      -ENOTSUP);
-	vms_x11_image_destroy(img);
-	vms_buffer_destroy(buf);
+	vms_x11_image_unref(img);
+	vms_buffer_unref(buf);
 	free(alloc);
 	teardown(&f);
 }
@@ -444,8 +444,8 @@ static void put_image_split(void)
 	VMT_ASSERT_EQ(vms_x11_image_put(img, pixmap, f.gc, 0, 0), 0);
 	expect_pixels(&f, pixmap, mem, w, h, stride);
 	xcb_free_pixmap(f.conn, pixmap);
-	vms_x11_image_destroy(img);
-	vms_buffer_destroy(buf);
+	vms_x11_image_unref(img);
+	vms_buffer_unref(buf);
 	free(mem);
 	teardown(&f);
 }
@@ -468,8 +468,8 @@ static void dri3_absent(void)
 	VMT_ASSERT(img);
 	VMT_ASSERT_EQ(vms_x11_image_create_dri3_pixmap(img, f.window, &pixmap),
 		      -ENOTSUP);
-	vms_x11_image_destroy(img);
-	vms_buffer_destroy(buf);
+	vms_x11_image_unref(img);
+	vms_buffer_unref(buf);
 	free(mem);
 	teardown(&f);
 }
