@@ -106,6 +106,11 @@ bool vms_x11_has_dri3(const struct vms_x11 *x11);
  * vms_x11_image_fallback_reason() say so.  The segment is attached
  * read-only when @p buf is.
  *
+ * @param x11     the connection's vms_x11; the image holds a reference
+ * @param width   pixels, 1 to 65535
+ * @param height  rows, 1 to 65535
+ * @param stride  bytes per row, a multiple of 4, at least width * 4
+ * @param depth   24 or 32
  * @param buf  the image holds a reference on it.  Its fd stays the
  *             buffer's: the server receives (and owns) a duplicate.
  * @return the image, or NULL with errno set: EINVAL for NULL arguments, a
@@ -161,6 +166,7 @@ int vms_x11_image_put(struct vms_x11_image *img, xcb_drawable_t drawable,
  * into the memory is the pixmap's content, and what the server renders
  * into the pixmap lands in the memory.
  *
+ * @param img       the image
  * @param drawable  selects the screen
  * @param pixmap    receives the pixmap id; the caller owns the pixmap and
  *                  frees it with xcb_free_pixmap()
@@ -179,6 +185,7 @@ int vms_x11_image_create_pixmap(struct vms_x11_image *img,
  * checked).  The server's driver imports the pages itself, so this works
  * only where it can import a vmemexp dma-buf (a GPU driver with glamor).
  *
+ * @param img       the image
  * @param drawable  a window: selects the screen
  * @param pixmap    receives the pixmap id; the caller owns it
  * @return 0, or a negative errno: EACCES for read-only memory (a pixmap

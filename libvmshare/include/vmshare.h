@@ -238,8 +238,11 @@ struct vms_range {
  * first range's start to the last one's end is what is exported, under
  * vms_buffer_export()'s rules for ranges that are not page-aligned.
  *
+ * @param ctx     the context
  * @param ranges  the ranges, in address order, at most 4
  * @param count   number of ranges, at least 1
+ * @param flags   a combination of enum vms_export_flags, as for
+ *                vms_buffer_export()
  * @return the buffer, or NULL with errno set (EINVAL when the ranges are
  *         not in order or are too far apart to share one buffer; otherwise
  *         as vms_buffer_export())
@@ -252,6 +255,7 @@ struct vms_buffer *vms_buffer_export_planes(struct vms_context *ctx,
  * Allocates memory backed by a memfd, shareable with no copy and no
  * module.  vms_buffer_data() is the memory; it is zero-filled.
  *
+ * @param ctx   the context; the buffer holds a reference on it
  * @param size  bytes, greater than zero
  * @return the buffer, or NULL with errno set
  */
@@ -359,6 +363,7 @@ enum vms_access {
  * Brackets CPU access to the memory while devices may also use it
  * (DMA_BUF_IOCTL_SYNC on a dma-buf; nothing to do for memfds).
  *
+ * @param buf     the buffer
  * @param access  VMS_ACCESS_READ and/or VMS_ACCESS_WRITE
  * @return 0, or a negative errno (EINVAL for a bad @p access)
  */
@@ -399,6 +404,12 @@ struct vms_frame {
  * offsets (planes packed after plane 0 at @p stride-derived sizes, or from
  * vms_buffer_export_planes()), strides and flags.
  *
+ * @param frame   filled in
+ * @param buf     the buffer the frame lies in (its size, offset and
+ *                planes' ranges)
+ * @param width   pixels
+ * @param height  rows
+ * @param fourcc  DRM_FORMAT_*, one vmshare knows (see vms_frame)
  * @param stride  bytes per row of plane 0; later planes follow the format
  * @return 0, or -EINVAL for an unknown format or a layout that does not
  *         fit in the buffer
@@ -412,6 +423,8 @@ int vms_frame_describe(struct vms_frame *frame, const struct vms_buffer *buf,
  * SOCK_STREAM or SOCK_SEQPACKET UNIX socket (SCM_RIGHTS).  Never raises
  * SIGPIPE; retries on EINTR.
  *
+ * @param sock   a connected UNIX socket
+ * @param frames one description per fd
  * @param fds    one fd per frame; borrowed, the caller still owns them
  * @param count  1 to VMS_MAX_FRAMES
  * @return 0, or a negative errno (EPIPE when the peer is gone)
@@ -441,8 +454,10 @@ int vms_send_buffers(int sock, const struct vms_frame *frames,
  * the next one can be received.  On SOCK_SEQPACKET every message is a
  * record of its own: after any error but ECONNRESET, read on.
  *
+ * @param sock    a connected UNIX socket
  * @param frames  room for @p max frames
  * @param fds     room for @p max fds; on success the caller owns them
+ * @param max     room in @p frames and @p fds, at least 1
  * @return the number of frames, 0 when the peer closed the connection
  *         between messages, or a negative errno: ECONNRESET (closed
  *         mid-message), EPROTO (not a vmshare message: a header of
@@ -487,7 +502,8 @@ int vms_receiver_read(struct vms_receiver *r, struct vms_frame *frames,
  * Maps a received fd as described by @p frame: read-only when the frame
  * or the fd says so.
  *
- * @param fd  borrowed; the mapping keeps its own duplicate
+ * @param fd     borrowed; the mapping keeps its own duplicate
+ * @param frame  its description, as vms_recv() checked it
  * @return the mapping, or NULL with errno set (EOVERFLOW when the frame
  *         claims more than the fd holds, or mmap's error)
  */
