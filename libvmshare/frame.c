@@ -51,7 +51,7 @@ int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size)
 	if (frame->size > fd_size)
 		return -EOVERFLOW;
 	if (!fmt || frame->n_planes != fmt->n_planes || !frame->width ||
-	    !frame->height || frame->reserved ||
+	    !frame->height || frame->reserved || frame->modifier ||
 	    (frame->flags & ~(uint32_t)VMS_FRAME_RDONLY))
 		return -EBADMSG;
 	if (fmt->fourcc && (frame->width > VMS_MAX_DIMENSION ||

@@ -18,19 +18,67 @@
 
 #include "private.h"
 
+/*
+ * The wire format (docs/library.md, "Wire format").  A message is a
+ * header of header_size bytes, then count records of frame_size bytes,
+ * with one fd per frame in SCM_RIGHTS.  Every version begins with the
+ * same 16 bytes, and a later version only appends: fields to the header,
+ * fields to each frame record.  A receiver reads what it knows, takes a
+ * field it does not know from a shorter record as 0, and skips what it
+ * does not know in a longer one, so senders and receivers of different
+ * versions understand each other.  Native byte order: both ends share a
+ * machine.
+ */
 #define VMS_WIRE_MAGIC 0x31534d56u	/* "VMS1" */
-#define VMS_WIRE_VERSION 1
+#define VMS_WIRE_VERSION 2
 
+/* The first 16 bytes of every version's header: version 1's whole header. */
 struct vms_wire_header {
 	uint32_t magic;
-	uint16_t version;
-	uint16_t count;
-	uint32_t frame_size;	/* sizeof(struct vms_frame) of the sender */
-	uint32_t reserved;
+	uint16_t version;	/* the sender's */
+	uint16_t count;		/* frame records */
+	uint32_t frame_size;	/* bytes per frame record */
+	uint16_t header_size;	/* bytes of the header; 0 in version 1: 16 */
+	uint16_t type;		/* enum vms_wire_type; 0 in version 1 */
 };
 
+/* Version 2's header. */
+struct vms_wire_header_v2 {
+	struct vms_wire_header base;
+	/*
+	 * Room for what a later version sends beside the frames, such as a
+	 * sync_file per frame: 0 here, and a flag this version does not
+	 * know makes the message one it cannot read (EPROTO).
+	 */
+	uint32_t flags;
+	uint32_t reserved;	/* 0 */
+};
+
+/*
+ * What a message carries.  Room for a release message (the consumer
+ * telling the producer it is done with frames): a receiver reads a message
+ * of a type it does not know whole, closes its fds and says ENOMSG.
+ */
+enum vms_wire_type {
+	VMS_WIRE_FRAMES = 0,
+};
+
+/* Version 1's frame record: struct vms_frame before the modifier. */
+#define VMS_WIRE_V1_FRAME_SIZE 88
+/* Bounds on what a later version may grow to. */
+#define VMS_WIRE_MAX_HEADER 256
+#define VMS_WIRE_MAX_FRAME 512
+#define VMS_WIRE_MAX_MESSAGE (VMS_WIRE_MAX_HEADER + \
+			      VMS_MAX_FRAMES * VMS_WIRE_MAX_FRAME)
+
+_Static_assert(sizeof(struct vms_wire_header) == 16, "version 1's header");
+_Static_assert(sizeof(struct vms_wire_header_v2) == 24, "version 2's header");
+_Static_assert(sizeof(struct vms_frame) == VMS_WIRE_V1_FRAME_SIZE + 8,
+	       "version 2's frame record: version 1's and the modifier");
+
+/* The message vms_send() writes: version 2. */
 struct vms_wire_message {
-	struct vms_wire_header header;
+	struct vms_wire_header_v2 header;
 	struct vms_frame frames[VMS_MAX_FRAMES];
 };
 
@@ -59,11 +107,15 @@ VMS_EXPORT int vms_send(int sock, const struct vms_frame *frames,
 		if (fds[i] < 0)
 			return -EBADF;
 
-	msg.header = (struct vms_wire_header){
-		.magic = VMS_WIRE_MAGIC,
-		.version = VMS_WIRE_VERSION,
-		.count = (uint16_t)count,
-		.frame_size = sizeof(struct vms_frame),
+	msg.header = (struct vms_wire_header_v2){
+		.base = {
+			.magic = VMS_WIRE_MAGIC,
+			.version = VMS_WIRE_VERSION,
+			.count = (uint16_t)count,
+			.frame_size = sizeof(struct vms_frame),
+			.header_size = sizeof(struct vms_wire_header_v2),
+			.type = VMS_WIRE_FRAMES,
+		},
 	};
 	memcpy(msg.frames, frames, count * sizeof(*frames));
 	len = sizeof(msg.header) + count * sizeof(*frames);
@@ -114,8 +166,13 @@ struct vms_receiver {
 	int refs;		/* a receiver is used by one thread at a time */
 	int sock;
 	int type;		/* SOCK_STREAM, SOCK_SEQPACKET or SOCK_DGRAM */
-	struct vms_wire_message msg;
-	size_t got;		/* bytes of msg received (streams) */
+	/* The message as it arrives, of any version. */
+	union {
+		struct vms_wire_header header;
+		uint8_t bytes[VMS_WIRE_MAX_MESSAGE];
+	} raw;
+	size_t got;		/* bytes of raw received (streams) */
+	struct vms_frame frames[VMS_MAX_FRAMES];	/* decoded */
 	int fds[VMS_CONTROL_FDS];
 	size_t n_fds;
 	bool truncated;		/* the kernel dropped fds: MSG_CTRUNC */
@@ -203,14 +260,25 @@ static int socket_type(int sock)
 	return type;
 }
 
-/* A header vms_send() would have written; its frame count, or -EPROTO. */
-static int check_header(const struct vms_wire_header *h)
+/*
+ * A message's layout, from its first 16 bytes: its length in *@len;
+ * returns -EPROTO for a header no version writes.  The frame count of a
+ * message of frames is checked later (decode()).
+ */
+static int parse_header(const struct vms_wire_header *h, size_t *len)
 {
-	if (h->magic != VMS_WIRE_MAGIC || h->version != VMS_WIRE_VERSION ||
-	    h->frame_size != sizeof(struct vms_frame) ||
-	    !h->count || h->count > VMS_MAX_FRAMES)
+	size_t header_size = h->header_size ? h->header_size :
+					      sizeof(struct vms_wire_header);
+
+	if (h->magic != VMS_WIRE_MAGIC || !h->version ||
+	    (h->version == 1 && (h->header_size || h->type)) ||
+	    header_size < sizeof(struct vms_wire_header) ||
+	    header_size > VMS_WIRE_MAX_HEADER ||
+	    h->frame_size < VMS_WIRE_V1_FRAME_SIZE ||
+	    h->frame_size > VMS_WIRE_MAX_FRAME || h->count > VMS_MAX_FRAMES)
 		return -EPROTO;
-	return h->count;
+	*len = header_size + (size_t)h->count * h->frame_size;
+	return 0;
 }
 
 /*
@@ -224,58 +292,89 @@ static bool peer_hung_up(int sock)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
 }
 
-/* One record, read whole (or its tail is lost): its frame count, 0, -errno. */
+/* One record, read whole (or its tail is lost): 1, 0 at EOF, -errno. */
 static int receive_record(struct vms_receiver *r)
 {
-	const size_t header = sizeof(r->msg.header);
-	ssize_t n = receive_some(r, &r->msg, sizeof(r->msg));
-	int count;
+	ssize_t n = receive_some(r, r->raw.bytes, sizeof(r->raw.bytes));
+	size_t len;
+	int ret;
 
 	if (n < 0)
 		return (int)n;
 	if (n == 0)
 		return r->type == SOCK_SEQPACKET && peer_hung_up(r->sock) &&
 		       !r->n_fds ? 0 : -EPROTO;
-	if ((size_t)n < header)
+	if ((size_t)n < sizeof(r->raw.header))
 		return -EPROTO;
-	count = check_header(&r->msg.header);
-	if (count < 0)
-		return count;
-	if ((size_t)n != header + (size_t)count * sizeof(struct vms_frame))
+	ret = parse_header(&r->raw.header, &len);
+	if (ret)
+		return ret;
+	if ((size_t)n != len)
 		return -EPROTO;
-	return count;
+	r->got = (size_t)n;
+	return 1;
 }
 
 /*
- * The rest of a stream's message: the header first (never more, so the
- * next message's bytes and fds stay in the socket), then its frames.
- * Returns the frame count once whole, 0 at EOF between messages, -EAGAIN
- * with what arrived kept, or another negative errno.
+ * The rest of a stream's message: the first 16 bytes of the header, then
+ * the length they give (never more, so the next message's bytes and fds
+ * stay in the socket).  Returns 1 once whole, 0 at EOF between messages,
+ * -EAGAIN with what arrived kept, or another negative errno.
  */
 static int receive_stream(struct vms_receiver *r)
 {
-	const size_t header = sizeof(r->msg.header);
-	size_t want = header;
-	int count = 0;
+	size_t want = sizeof(r->raw.header);
 
 	for (;;) {
 		ssize_t n;
+		int ret;
 
-		if (r->got >= header) {
-			count = check_header(&r->msg.header);
-			if (count < 0)
-				return count;
-			want = header + (size_t)count * sizeof(struct vms_frame);
+		if (r->got >= sizeof(r->raw.header)) {
+			ret = parse_header(&r->raw.header, &want);
+			if (ret)
+				return ret;
 			if (r->got == want)
-				return count;
+				return 1;
 		}
-		n = receive_some(r, (char *)&r->msg + r->got, want - r->got);
+		n = receive_some(r, r->raw.bytes + r->got, want - r->got);
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
 			return r->got ? -ECONNRESET : 0;
 		r->got += (size_t)n;
 	}
+}
+
+/*
+ * The frames of a whole message into r->frames, each record copied as far
+ * as this version knows it (a shorter one leaves the rest 0: version 1
+ * has no modifier, which is then DRM_FORMAT_MOD_LINEAR).  Returns the
+ * frame count, -ENOMSG for a type this version does not know, -EPROTO.
+ */
+static int decode(struct vms_receiver *r)
+{
+	const struct vms_wire_header *h = &r->raw.header;
+	size_t header_size = h->header_size ? h->header_size : sizeof(*h);
+	size_t known = h->frame_size < sizeof(struct vms_frame) ?
+		       h->frame_size : sizeof(struct vms_frame);
+
+	if (h->type != VMS_WIRE_FRAMES)
+		return -ENOMSG;
+	if (header_size >= sizeof(struct vms_wire_header_v2)) {
+		struct vms_wire_header_v2 v2;
+
+		memcpy(&v2, r->raw.bytes, sizeof(v2));
+		if (v2.flags || v2.reserved)
+			return -EPROTO;
+	}
+	if (!h->count)
+		return -EPROTO;
+	for (size_t i = 0; i < h->count; i++) {
+		memset(&r->frames[i], 0, sizeof(r->frames[i]));
+		memcpy(&r->frames[i], r->raw.bytes + header_size +
+		       i * h->frame_size, known);
+	}
+	return h->count;
 }
 
 /*
@@ -334,11 +433,11 @@ static int deliver(struct vms_receiver *r, int count, struct vms_frame *frames,
 		ret = -EBADMSG;
 		goto err;
 	}
-	ret = check_frames(r->msg.frames, r->fds, (size_t)count);
+	ret = check_frames(r->frames, r->fds, (size_t)count);
 	if (ret)
 		goto err;
 
-	memcpy(frames, r->msg.frames, (size_t)count * sizeof(*frames));
+	memcpy(frames, r->frames, (size_t)count * sizeof(*frames));
 	memcpy(fds, r->fds, (size_t)count * sizeof(*fds));
 	r->n_fds = 0;
 	drop_message(r);
@@ -372,6 +471,14 @@ static int receiver_read(struct vms_receiver *r, struct vms_frame *frames,
 		if (r->type == SOCK_STREAM &&
 		    (count == -EPROTO || count == -ECONNRESET))
 			r->broken = count;
+		return count;
+	}
+	/* Read whole: whatever it holds, the next message can follow. */
+	count = decode(r);
+	if (count < 0) {
+		vms_log_error(NULL, "dropped a message: %s, closed %zu fds",
+			      strerror(-count), r->n_fds);
+		drop_message(r);
 		return count;
 	}
 	return deliver(r, count, frames, fds, max);

@@ -397,6 +397,13 @@ struct vms_frame {
 	uint64_t tag;           /**< the application's, passed unchanged */
 	uint32_t flags;         /**< enum vms_frame_flags */
 	uint32_t reserved;      /**< 0 */
+	/**
+	 * The DRM format modifier: DRM_FORMAT_MOD_LINEAR (0), the layout
+	 * of all memory vmshare shares and the only one vms_recv() takes
+	 * (the planes' offsets and strides describe no other), so a frame
+	 * of a wire version 1 sender, which has no such field, is linear.
+	 */
+	uint64_t modifier;
 };
 
 /**
@@ -448,11 +455,17 @@ int vms_send_buffers(int sock, const struct vms_frame *frames,
  * the rest (-ETIMEDOUT after that), since it cannot keep a part for a
  * later call.  An event loop uses a vms_receiver instead.
  *
+ * Senders and receivers of different versions understand each other: a
+ * message of an earlier version lacks fields, which read as 0 (the
+ * modifier: linear); a later version's fields are skipped (docs/library.md,
+ * "Wire format").
+ *
  * What the caller does after an error: on SOCK_STREAM, after EPROTO or
- * ECONNRESET no later message can be found in the stream: close it.
- * After the other errors the bad message was read whole and dropped, and
- * the next one can be received.  On SOCK_SEQPACKET every message is a
- * record of its own: after any error but ECONNRESET, read on.
+ * ECONNRESET the stream may have no boundary left to find the next
+ * message by: close it.  After the other errors the bad message was read
+ * whole and dropped, and the next one can be received.  On SOCK_SEQPACKET
+ * every message is a record of its own: after any error but ECONNRESET,
+ * read on.
  *
  * @param sock    a connected UNIX socket
  * @param frames  room for @p max frames
@@ -461,9 +474,12 @@ int vms_send_buffers(int sock, const struct vms_frame *frames,
  * @return the number of frames, 0 when the peer closed the connection
  *         between messages, or a negative errno: ECONNRESET (closed
  *         mid-message), EPROTO (not a vmshare message: a header of
- *         another magic, version, frame size or frame count, or an empty
- *         record), EMSGSIZE (more frames than @p max, or fds were
- *         truncated), EBADMSG (fds missing or in excess, an fd that could
+ *         another magic, a version 0, sizes no version has, a frame
+ *         count of 0 or over VMS_MAX_FRAMES, flags asking for what this
+ *         version cannot do, or an empty record), ENOMSG (a message of a type this version does not
+ *         know, as a later version's release message), EMSGSIZE (more
+ *         frames than @p max, fds truncated, a record longer than any
+ *         message), EBADMSG (fds missing or in excess, an fd that could
  *         shrink, or a frame that does not fit its own description),
  *         EOVERFLOW (a frame claims more than its fd holds), ETIMEDOUT
  *         (see above), ENOTSOCK (@p sock is not a stream, seqpacket or

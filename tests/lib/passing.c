@@ -20,14 +20,18 @@
 #define XRGB8888 0x34325258u
 #define NV12 0x3231564eu
 
-/* The wire layout, spelled out as a hostile peer would. */
+/* The wire layout, spelled out as a hostile (or older, or newer) peer would. */
 struct wire_header {
 	uint32_t magic;
 	uint16_t version;
 	uint16_t count;
 	uint32_t frame_size;
-	uint32_t reserved;
+	uint16_t header_size;	/* 0 in version 1 */
+	uint16_t type;
 };
+
+/* Version 1's frame record: struct vms_frame without the modifier. */
+#define V1_FRAME_SIZE (sizeof(struct vms_frame) - sizeof(uint64_t))
 
 #define WIRE_MAGIC 0x31534d56u
 
@@ -172,8 +176,14 @@ static void expect_refused(int type, const struct message *m, size_t len,
 	}
 
 REFUSAL_TEST(bad_magic, 1, EPROTO, m.header.magic ^= 1)
-REFUSAL_TEST(unknown_version, 1, EPROTO, m.header.version = 2)
-REFUSAL_TEST(other_frame_size, 1, EPROTO, m.header.frame_size -= 8)
+REFUSAL_TEST(version_zero, 1, EPROTO, m.header.version = 0)
+/* Version 1 had no header_size or type: those bytes were 0. */
+REFUSAL_TEST(v1_with_header_size, 1, EPROTO, m.header.header_size = 16)
+REFUSAL_TEST(short_frame_record, 1, EPROTO, m.header.frame_size = 40)
+REFUSAL_TEST(huge_frame_record, 1, EPROTO, m.header.frame_size = 1u << 20)
+REFUSAL_TEST(short_header, 1, EPROTO,
+	     m.header.version = 2; m.header.header_size = 8)
+REFUSAL_TEST(non_linear_modifier, 1, EBADMSG, m.frames[0].modifier = 1)
 REFUSAL_TEST(zero_frames, 1, EPROTO, m.header.count = 0; len = sizeof(m.header))
 /* vms_send() never sends more: on a stream the next message is lost too. */
 REFUSAL_TEST(too_many_frames, 1, EPROTO, m.header.count = VMS_MAX_FRAMES + 1)
@@ -308,8 +318,8 @@ static void more_frames_than_room(void)
 static void oversized_record(void)
 {
 	struct vms_context *c = ctx();
-	static char big[sizeof(struct wire_header) +
-			(VMS_MAX_FRAMES + 1) * sizeof(struct vms_frame)];
+	/* Longer than any message of any version may be. */
+	static char big[64 * 1024];
 	struct vms_buffer *buf;
 	struct message m = good_message(c, &buf);
 	struct vms_frame got[VMS_MAX_FRAMES];
@@ -389,6 +399,125 @@ static void partial_reads(void)
 	close(fds[0]);
 	close(sv[0]);
 	close(sv[1]);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
+}
+
+/* Sends @len bytes of @data with @buf's fd on both socket types. */
+static void expect_accepted(int type, const void *data, size_t len,
+			    const struct vms_buffer *buf,
+			    const struct vms_frame *want)
+{
+	struct vms_frame got[VMS_MAX_FRAMES];
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+
+	pair(type, sv);
+	before = vmt_count_fds();
+	send_raw(sv[0], data, len, vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT(!memcmp(&got[0], want, sizeof(got[0])));
+	close(fds[0]);
+	VMT_ASSERT_EQ(vmt_count_fds(), before);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* A sender of wire version 1: a 16-byte header, 88-byte frame records. */
+static void v1_sender_accepted(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	uint8_t wire[sizeof(struct wire_header) + V1_FRAME_SIZE];
+
+	m.header.frame_size = V1_FRAME_SIZE;
+	memcpy(wire, &m.header, sizeof(m.header));
+	memcpy(wire + sizeof(m.header), &m.frames[0], V1_FRAME_SIZE);
+	/* What it leaves out is 0: the modifier, linear. */
+	VMT_ASSERT_EQ(m.frames[0].modifier, 0);
+	expect_accepted(SOCK_STREAM, wire, sizeof(wire), buf, &m.frames[0]);
+	expect_accepted(SOCK_SEQPACKET, wire, sizeof(wire), buf, &m.frames[0]);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
+}
+
+/*
+ * A later version: a longer header and longer frame records, with fields
+ * this version does not know, which it skips; on a stream the message
+ * after it is found where it begins.
+ */
+static void newer_sender_accepted(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf);
+	const size_t header_size = 40, frame_size = sizeof(struct vms_frame) + 32;
+	uint8_t wire[40 + sizeof(struct vms_frame) + 32];
+	struct vms_frame got[VMS_MAX_FRAMES];
+	int sv[2], fds[VMS_MAX_FRAMES];
+
+	memset(wire, 0xa5, sizeof(wire));
+	m.header.version = 9;
+	m.header.header_size = (uint16_t)header_size;
+	m.header.frame_size = (uint32_t)frame_size;
+	memcpy(wire, &m.header, sizeof(m.header));
+	/* Version 2's flags and reserved word are 0; the rest is unknown. */
+	memset(wire + sizeof(m.header), 0, 8);
+	memcpy(wire + header_size, &m.frames[0], sizeof(m.frames[0]));
+	expect_accepted(SOCK_SEQPACKET, wire, sizeof(wire), buf, &m.frames[0]);
+	pair(SOCK_STREAM, sv);
+	send_raw(sv[0], wire, sizeof(wire), vms_buffer_fd(buf), 1);
+	VMT_ASSERT_EQ(vms_send_buffers(sv[0], &m.frames[0], &buf, 1), 0);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT(!memcmp(&got[0], &m.frames[0], sizeof(got[0])));
+	close(fds[0]);
+	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT(!memcmp(&got[0], &m.frames[0], sizeof(got[0])));
+	close(fds[0]);
+	close(sv[0]);
+	close(sv[1]);
+	vms_buffer_unref(buf);
+	vms_context_unref(c);
+}
+
+/*
+ * A message of a type this version does not know (a later version's
+ * release message, say) is read whole and dropped with its fds: ENOMSG,
+ * and the next message is read as usual; so is one whose version 2 flags
+ * ask for what this version cannot do (a fence per frame): EPROTO.
+ */
+static void unknown_message_skipped(void)
+{
+	struct vms_context *c = ctx();
+	struct vms_buffer *buf;
+	struct message m = good_message(c, &buf), odd = m;
+	struct vms_frame got[VMS_MAX_FRAMES];
+	uint8_t fenced[24 + sizeof(struct vms_frame)];
+	int sv[2], fds[VMS_MAX_FRAMES], before;
+	const uint32_t fence_flag = 1;
+
+	odd.header.version = 2;
+	odd.header.type = 1;
+	memcpy(fenced, &m.header, sizeof(m.header));
+	((struct wire_header *)fenced)->version = 2;
+	((struct wire_header *)fenced)->header_size = 24;
+	memcpy(fenced + 16, &fence_flag, sizeof(fence_flag));
+	memset(fenced + 20, 0, 4);
+	memcpy(fenced + 24, &m.frames[0], sizeof(m.frames[0]));
+	for (int type = 0; type < 2; type++) {
+		pair(type ? SOCK_SEQPACKET : SOCK_STREAM, sv);
+		before = vmt_count_fds();
+		send_raw(sv[0], &odd, ONE_FRAME, vms_buffer_fd(buf), 1);
+		send_raw(sv[0], fenced, sizeof(fenced), vms_buffer_fd(buf), 1);
+		send_raw(sv[0], &m, ONE_FRAME, vms_buffer_fd(buf), 1);
+		VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -ENOMSG);
+		VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EPROTO);
+		VMT_ASSERT_EQ(vmt_count_fds(), before);
+		VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
+		close(fds[0]);
+		close(sv[0]);
+		close(sv[1]);
+	}
 	vms_buffer_unref(buf);
 	vms_context_unref(c);
 }
@@ -662,8 +791,12 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(shrinkable_fd_refused),
 	VMT_TEST(huge_height_refused),
 	VMT_TEST(bad_magic),
-	VMT_TEST(unknown_version),
-	VMT_TEST(other_frame_size),
+	VMT_TEST(version_zero),
+	VMT_TEST(v1_with_header_size),
+	VMT_TEST(short_frame_record),
+	VMT_TEST(huge_frame_record),
+	VMT_TEST(short_header),
+	VMT_TEST(non_linear_modifier),
 	VMT_TEST(zero_frames),
 	VMT_TEST(too_many_frames),
 	VMT_TEST(no_fd),
@@ -692,6 +825,9 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(receiver_resumes),
 	VMT_TEST(receiver_stream_stays_broken),
 	VMT_TEST(receiver_errors),
+	VMT_TEST(v1_sender_accepted),
+	VMT_TEST(newer_sender_accepted),
+	VMT_TEST(unknown_message_skipped),
 	VMT_TEST(interrupted_by_signal),
 	VMT_TEST(send_errors),
 };
