@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <drm_fourcc.h>
 #include <vmshare.h>
 
 #define MIB (1ul << 20)
@@ -263,7 +264,7 @@ static void resend_rows(void)
 	}
 	buf = vms_buffer_export(ctx, src, size, 0);
 	vms_frame_describe(&frame, buf, (uint32_t)(size / 4 / 1024), 1024,
-			   0x34325258u, (uint32_t)(size / 1024));
+			   DRM_FORMAT_XRGB8888, (uint32_t)(size / 1024));
 	/* Each step right after a copy of its own, as the floor below. */
 	for (int i = 0; i < reps; i++) {
 		struct vms_buffer *again;
@@ -432,7 +433,7 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 				memcpy(vms_buffer_data(pool), pixels, size);
 			if (w == EXPORT_PER_FRAME)
 				buf = vms_buffer_export(ctx, pixels, size, 0);
-			vms_frame_describe(&frame, buf, width, height, 0x34325258u,
+			vms_frame_describe(&frame, buf, width, height, DRM_FORMAT_XRGB8888,
 					   stride);
 			/* The tag names the buffer: the same one is not remapped. */
 			frame.tag = w == EXPORT_PER_FRAME ? 100u + (unsigned)f : (unsigned)w;

@@ -2,25 +2,23 @@
 /* Frame layouts: the formats the library knows, and checking a layout. */
 #include <errno.h>
 
-#include "private.h"
+#include <drm_fourcc.h>
 
-/* DRM fourccs, spelled out so no libdrm header is needed. */
-#define FOURCC(a, b, c, d) \
-	((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#include "private.h"
 
 static const struct vms_format formats[] = {
 	{ 0, 1, { 1 }, 1, 1 },	/* opaque bytes */
-	{ FOURCC('X', 'R', '2', '4'), 1, { 4 }, 1, 1 },	/* XRGB8888 */
-	{ FOURCC('A', 'R', '2', '4'), 1, { 4 }, 1, 1 },	/* ARGB8888 */
-	{ FOURCC('X', 'B', '2', '4'), 1, { 4 }, 1, 1 },	/* XBGR8888 */
-	{ FOURCC('A', 'B', '2', '4'), 1, { 4 }, 1, 1 },	/* ABGR8888 */
-	{ FOURCC('R', 'G', '2', '4'), 1, { 3 }, 1, 1 },	/* RGB888 */
-	{ FOURCC('B', 'G', '2', '4'), 1, { 3 }, 1, 1 },	/* BGR888 */
-	{ FOURCC('R', 'G', '1', '6'), 1, { 2 }, 1, 1 },	/* RGB565 */
-	{ FOURCC('Y', 'U', 'Y', 'V'), 1, { 2 }, 1, 1 },	/* YUYV */
-	{ FOURCC('R', '8', ' ', ' '), 1, { 1 }, 1, 1 },	/* R8 */
-	{ FOURCC('N', 'V', '1', '2'), 2, { 1, 2 }, 2, 2 },	/* NV12 */
-	{ FOURCC('Y', 'U', '1', '2'), 3, { 1, 1, 1 }, 2, 2 },	/* YUV420 */
+	{ DRM_FORMAT_XRGB8888, 1, { 4 }, 1, 1 },
+	{ DRM_FORMAT_ARGB8888, 1, { 4 }, 1, 1 },
+	{ DRM_FORMAT_XBGR8888, 1, { 4 }, 1, 1 },
+	{ DRM_FORMAT_ABGR8888, 1, { 4 }, 1, 1 },
+	{ DRM_FORMAT_RGB888, 1, { 3 }, 1, 1 },
+	{ DRM_FORMAT_BGR888, 1, { 3 }, 1, 1 },
+	{ DRM_FORMAT_RGB565, 1, { 2 }, 1, 1 },
+	{ DRM_FORMAT_YUYV, 1, { 2 }, 1, 1 },
+	{ DRM_FORMAT_R8, 1, { 1 }, 1, 1 },
+	{ DRM_FORMAT_NV12, 2, { 1, 2 }, 2, 2 },
+	{ DRM_FORMAT_YUV420, 3, { 1, 1, 1 }, 2, 2 },
 };
 
 const struct vms_format *vms_format_lookup(uint32_t fourcc)
@@ -51,7 +49,8 @@ int vms_frame_check(const struct vms_frame *frame, uint64_t fd_size)
 	if (frame->size > fd_size)
 		return -EOVERFLOW;
 	if (!fmt || frame->n_planes != fmt->n_planes || !frame->width ||
-	    !frame->height || frame->reserved || frame->modifier ||
+	    !frame->height || frame->reserved ||
+	    frame->modifier != DRM_FORMAT_MOD_LINEAR ||
 	    (frame->flags & ~(uint32_t)VMS_FRAME_RDONLY))
 		return -EBADMSG;
 	if (fmt->fourcc && (frame->width > VMS_MAX_DIMENSION ||

@@ -17,15 +17,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <drm_fourcc.h>
 #include <wayland-client.h>
+#include <xf86drm.h>
 
 #include "linux-dmabuf-unstable-v1-client-protocol.h"
 #include "private.h"
 
-#define DRM_FORMAT_MOD_LINEAR 0ull
-#define DRM_FORMAT_MOD_INVALID 0x00ffffffffffffffull
-#define FOURCC_ARGB8888 0x34325241u
-#define FOURCC_XRGB8888 0x34325258u
+/* Room for libdrm's longest format name and a bit. */
+#define FORMAT_NAME_SIZE 48
+
 #define MAX_FORMATS 128
 /* A format table entry: u32 format, u32 padding, u64 modifier. */
 #define FORMAT_TABLE_ENTRY 16
@@ -376,15 +377,13 @@ static const struct wl_registry_listener registry_listener = {
 	.global_remove = registry_global_remove,
 };
 
-static const char *fourcc_name(uint32_t fourcc, char name[5])
+/* libdrm's name of @fourcc ("XR24"), for messages. */
+static void format_name(uint32_t fourcc, char name[FORMAT_NAME_SIZE])
 {
-	for (int i = 0; i < 4; i++) {
-		char c = (char)(fourcc >> (8 * i));
+	char *drm = drmGetFormatName(fourcc);
 
-		name[i] = c >= ' ' && c <= '~' ? c : '?';
-	}
-	name[4] = '\0';
-	return name;
+	snprintf(name, FORMAT_NAME_SIZE, "%s", drm ? drm : "an unknown format");
+	free(drm);
 }
 
 VMS_EXPORT struct vms_wl *vms_wl_create(struct vms_context *ctx,
@@ -544,9 +543,9 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 	uint32_t export_flags = VMS_EXPORT_ZERO_COPY |
 		(wl->flags & VMS_WL_EXPOSE_WHOLE_PAGES ?
 		 VMS_EXPORT_EXPOSE_WHOLE_PAGES : 0);
-	char name[5];
+	char name[FORMAT_NAME_SIZE];
 
-	fourcc_name(buf->fourcc, name);
+	format_name(buf->fourcc, name);
 	if (!wl->dmabuf) {
 		snprintf(buf->reason, sizeof(buf->reason), "%s",
 			 wl->flags & VMS_WL_NO_DMABUF ?
@@ -629,9 +628,9 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 static uint32_t shm_format_of(uint32_t fourcc)
 {
 	/* wl_shm's two original formats are not their fourccs. */
-	if (fourcc == FOURCC_ARGB8888)
+	if (fourcc == DRM_FORMAT_ARGB8888)
 		return WL_SHM_FORMAT_ARGB8888;
-	if (fourcc == FOURCC_XRGB8888)
+	if (fourcc == DRM_FORMAT_XRGB8888)
 		return WL_SHM_FORMAT_XRGB8888;
 	return fourcc;
 }
@@ -711,7 +710,7 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 	struct vms_wl_buffer *buf;
 	uint64_t len;
 	int ret;
-	char name[5];
+	char name[FORMAT_NAME_SIZE];
 
 	if (!wl || !data || !fmt || !fourcc || !width || !height ||
 	    width > INT32_MAX || height > INT32_MAX || stride > INT32_MAX) {
@@ -756,7 +755,7 @@ VMS_EXPORT struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl,
 		.len = (size_t)len,
 	};
 	atomic_init(&buf->busy, false);
-	fourcc_name(fourcc, name);
+	format_name(fourcc, name);
 
 	ret = create_dmabuf(buf, fmt);
 	if (ret > 0) {

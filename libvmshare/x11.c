@@ -18,10 +18,11 @@
 #include <xcb/dri3.h>
 #endif
 
+#include <drm_fourcc.h>
+
 #include "private.h"
 #include "vmshare-x11.h"
 
-#define DRM_FORMAT_MOD_LINEAR 0ull
 /* PutImage's header with the BIG-REQUESTS length word, rounded up. */
 #define PUT_IMAGE_HEADER 32u
 

@@ -36,9 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <drm_fourcc.h>
 #include <vmshare.h>
 
-#define XRGB8888 0x34325258u	/* DRM_FORMAT_XRGB8888 */
 #define NOTE_MAGIC 0x65746f6eu	/* "note" */
 
 /* The per-frame messages after the buffer itself has been sent. */
@@ -223,7 +223,8 @@ static int producer(const char *self, uint32_t width, uint32_t height,
 		return 1;
 	}
 	zero_copy = vms_buffer_kind(buf) != VMS_BUFFER_MEMFD_COPY;
-	ret = vms_frame_describe(&frame, buf, width, height, XRGB8888, stride);
+	ret = vms_frame_describe(&frame, buf, width, height,
+				 DRM_FORMAT_XRGB8888, stride);
 	if (ret) {
 		fprintf(stderr, "vms_frame_describe: %s\n", strerror(-ret));
 		return 1;

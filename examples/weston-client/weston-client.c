@@ -34,12 +34,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <drm_fourcc.h>
 #include <wayland-client.h>
 #include <vmshare.h>
 
 #include "xdg-shell-client-protocol.h"
 
-#define XRGB8888 0x34325258u
 #define N_FRAMES 3
 
 struct display {
@@ -369,7 +369,7 @@ static int create_frames(struct window *window)
 		frame->buffer = vms_wl_buffer_create(window->display->vms_wl,
 						     frame->pixels, window->width,
 						     window->height,
-						     window->stride, XRGB8888);
+						     window->stride, DRM_FORMAT_XRGB8888);
 		if (!frame->buffer)
 			return -errno;
 		vms_wl_buffer_set_release_handler(frame->buffer, frame_released,
