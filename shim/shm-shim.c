@@ -14,18 +14,19 @@
  * A pool the shim takes over never reaches the compositor: the client
  * gets a proxy wrapper of its wl_shm as the "pool" (a wrapper has no id of
  * its own, so the object ids the client allocates stay in step with the
- * compositor's), the shim maps the pool's fd and exports that mapping
- * through vmemexp once, and each create_buffer becomes a
- * zwp_linux_buffer_params_v1 import of that export at the buffer's
- * offset.  The linux-dmabuf global lives on a private event queue; the
- * `created` wl_buffer moves to the queue the client's buffer would have
- * had, where its release events reach the client's listener.
+ * compositor's), and each create_buffer becomes a
+ * zwp_linux_buffer_params_v1 import of a dma-buf of that buffer's bytes
+ * of the pool, which the shim maps from the pool's fd and exports through
+ * vmemexp: only buffers are pinned, never a whole pool.  The linux-dmabuf
+ * global lives on a private event queue; the `created` wl_buffer moves to
+ * the queue the client's buffer would have had, where its release events
+ * reach the client's listener.
  *
- * Pass-through: when the compositor offers no linux-dmabuf, the module is
- * missing or vmemexp refuses the pool, the pool is forwarded as it is;
- * when a buffer's format is not offered or its import fails, the shim
- * creates the real wl_shm pool after all (from its own dup of the fd) and
- * forwards that buffer to it.  VMSHARE_SHIM_DEBUG=1 logs every decision
+ * Pass-through: when the compositor offers no linux-dmabuf or the module
+ * is missing, the pool is forwarded as it is; when a buffer's format is
+ * not offered, vmemexp refuses its memory or its import fails, the shim
+ * creates the real wl_shm pool after all (from its own dup of the fd, on
+ * its own wl_shm) and forwards that buffer to it.  VMSHARE_SHIM_DEBUG=1 logs every decision
  * and a summary at exit.
  */
 #include <dlfcn.h>
@@ -127,7 +128,6 @@ struct shim_pool {
 	const char *reason;		/* why it passes through, NULL if it does not */
 	int fd;				/* stand-ins: a dup of the pool's fd */
 	int32_t size;
-	struct vms_buffer *export;	/* the pool's pages as a dma-buf */
 	struct wl_proxy *real_pool;	/* created on the first pass-through */
 };
 
@@ -480,43 +480,50 @@ static struct shim_pool *pool_find(struct wl_proxy *proxy)
 }
 
 /*
- * Maps the pool as the client did (MAP_SHARED: the same pages) and
- * exports the mapping.  The mapping itself can go at once: the dma-buf
- * pins the pages for as long as anyone holds it.
+ * A dma-buf of one buffer's bytes, [@offset, @offset + @len) of the pool:
+ * the pool's pages there, mapped as the client maps them (MAP_SHARED: the
+ * same pages) and exported.  Only the buffer is pinned, never the whole
+ * pool: a sparse pool (a terminal's scrollback) stays sparse, and growing
+ * a pool pins nothing more.  The mapping can go at once: the dma-buf pins
+ * the pages for as long as anyone holds it, and the compositor holds its
+ * own fd of it once the import is made.  *@data_offset receives where the
+ * buffer starts in the dma-buf.
  */
-static int pool_export(struct shim_pool *pool)
+static struct vms_buffer *buffer_export(struct shim_pool *pool, int32_t offset,
+					size_t len, uint64_t *data_offset)
 {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t first = (size_t)offset / page * page;
+	size_t map_len = (size_t)offset - first + len;
 	struct vms_buffer *export;
-	void *map;
+	uint8_t *map;
 	int err;
 
-	map = mmap(NULL, (size_t)pool->size, PROT_READ | PROT_WRITE,
-		   MAP_SHARED, pool->fd, 0);
+	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, pool->fd,
+		   (off_t)first);
 	if (map == MAP_FAILED)
-		return errno;
+		return NULL;
 	/*
-	 * The mapping starts on a page; a pool whose size is not a multiple
-	 * of pages ends inside its last one, whose rest is more of the
-	 * client's file (or zeroes past its end), which the compositor could
-	 * map from the pool's fd without the shim: the whole page gives away
-	 * nothing of anyone else's.
+	 * A buffer need not start or end on a page; the rest of its first
+	 * and last page is more of the client's pool (or zeroes past the
+	 * file's end), which the compositor could map from the pool's fd
+	 * without the shim: the whole pages give away nothing of anyone
+	 * else's.
 	 */
-	export = vms_buffer_export(shim.ctx, map, (size_t)pool->size,
-				   VMS_EXPORT_ZERO_COPY |
+	export = vms_buffer_export(shim.ctx, map + ((size_t)offset - first),
+				   len, VMS_EXPORT_ZERO_COPY |
 				   VMS_EXPORT_EXPOSE_WHOLE_PAGES);
-	err = export ? 0 : errno;
-	munmap(map, (size_t)pool->size);
-	if (!export)
-		return err;
-	vms_buffer_unref(pool->export);
-	pool->export = export;
-	return 0;
+	err = errno;
+	munmap(map, map_len);
+	if (export)
+		*data_offset = vms_buffer_offset(export);
+	errno = err;
+	return export;
 }
 
 static void pool_free(struct shim_pool *pool)
 {
 	wl_list_remove(&pool->link);
-	vms_buffer_unref(pool->export);
 	if (pool->fd >= 0)
 		close(pool->fd);
 	free(pool);
@@ -530,7 +537,6 @@ static struct wl_proxy *shm_create_pool(struct wl_proxy *shm, uint32_t opcode,
 	struct shim_display *sd = display_of(shm);
 	struct shim_pool *pool = calloc(1, sizeof(*pool));
 	struct wl_proxy *proxy;
-	int err = 0;
 
 	if (!pool)
 		return forward(shm, opcode, interface, version, flags, args);
@@ -547,11 +553,6 @@ static struct wl_proxy *shm_create_pool(struct wl_proxy *shm, uint32_t opcode,
 		pool->reason = "an invalid pool size";
 	else if ((pool->fd = fcntl(args[1].h, F_DUPFD_CLOEXEC, 3)) < 0)
 		pool->reason = "the pool fd cannot be duplicated";
-	else if ((err = pool_export(pool)) != 0)
-		pool->reason = "vmemexp refused the pool";
-	if (err)
-		shim_log("pool of %d bytes: vmemexp: %s", pool->size,
-			 strerror(err));
 
 	if (!pool->reason)
 		proxy = wl_proxy_create_wrapper(shm);
@@ -562,8 +563,6 @@ static struct wl_proxy *shm_create_pool(struct wl_proxy *shm, uint32_t opcode,
 			pool->reason = "out of memory";
 		shim_log("pool of %d bytes passes through: %s", pool->size,
 			 pool->reason);
-		vms_buffer_unref(pool->export);
-		pool->export = NULL;
 		if (pool->fd >= 0)
 			close(pool->fd);
 		pool->fd = -1;
@@ -571,7 +570,7 @@ static struct wl_proxy *shm_create_pool(struct wl_proxy *shm, uint32_t opcode,
 		pool->real_pool = proxy;
 	} else {
 		pool->stand_in = true;
-		shim_log("pool of %d bytes: exported through vmemexp, not sent to the compositor",
+		shim_log("pool of %d bytes: taken over, not sent to the compositor; its buffers are exported one by one",
 			 pool->size);
 	}
 	pool->proxy = proxy;
@@ -658,9 +657,10 @@ static void fourcc_name(uint32_t fourcc, char name[5])
 }
 
 /*
- * One import of the pool's export, answered on the private queue; then
- * the wl_buffer goes to the queue the client's pool (and so its buffer)
- * is on.  NULL and *reason set when the buffer must pass through.
+ * One import of a dma-buf of the buffer's bytes, answered on the private
+ * queue; then the wl_buffer goes to the queue the client's pool (and so
+ * its buffer) is on.  NULL and *reason set when the buffer must pass
+ * through.
  */
 static struct wl_buffer *pool_import(struct shim_pool *pool, int32_t offset,
 				     int32_t width, int32_t height,
@@ -671,7 +671,8 @@ static struct wl_buffer *pool_import(struct shim_pool *pool, int32_t offset,
 	uint32_t fourcc = shm_to_fourcc(format);
 	struct zwp_linux_buffer_params_v1 *params;
 	struct import import = { 0 };
-	uint64_t modifier;
+	struct vms_buffer *export;
+	uint64_t modifier, data_offset = 0;
 	size_t i;
 	char name[5];
 
@@ -694,18 +695,27 @@ static struct wl_buffer *pool_import(struct shim_pool *pool, int32_t offset,
 	 */
 	modifier = sd->formats[i].linear ? DRM_FORMAT_MOD_LINEAR :
 					   DRM_FORMAT_MOD_INVALID;
+	export = buffer_export(pool, offset, (size_t)stride * (size_t)height,
+			       &data_offset);
+	if (!export) {
+		shim_log("buffer %dx%d at %d: vmemexp: %s", width, height,
+			 offset, strerror(errno));
+		*reason = "vmemexp refused the buffer's memory";
+		return NULL;
+	}
 	params = zwp_linux_dmabuf_v1_create_params(sd->dmabuf);
 	zwp_linux_buffer_params_v1_add_listener(params, &params_listener,
 						&import);
-	zwp_linux_buffer_params_v1_add(params, vms_buffer_fd(pool->export), 0,
-		(uint32_t)(vms_buffer_offset(pool->export) + (uint64_t)offset),
-		(uint32_t)stride, (uint32_t)(modifier >> 32),
-		(uint32_t)modifier);
+	zwp_linux_buffer_params_v1_add(params, vms_buffer_fd(export), 0,
+		(uint32_t)data_offset, (uint32_t)stride,
+		(uint32_t)(modifier >> 32), (uint32_t)modifier);
 	zwp_linux_buffer_params_v1_create(params, width, height, fourcc, 0);
 	while (!import.answered)
 		if (wl_display_dispatch_queue(sd->display, sd->queue) < 0)
 			break;
 	zwp_linux_buffer_params_v1_destroy(params);
+	/* The compositor has its own fd of the dma-buf now, or none at all. */
+	vms_buffer_unref(export);
 	if (!import.buffer) {
 		/* Later buffers of this format would fail the same way. */
 		if (import.answered)
@@ -747,9 +757,7 @@ static struct wl_proxy *pool_create_buffer(struct shim_pool *pool,
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!reason && !pool->export)
-		reason = "vmemexp refused the resized pool";
-	else if (!reason && !buffer_fits(pool, offset, width, height, stride))
+	if (!reason && !buffer_fits(pool, offset, width, height, stride))
 		reason = "invalid buffer (the compositor will say so)";
 	else if (!reason)
 		buffer = pool_import(pool, offset, width, height, stride,
@@ -773,21 +781,12 @@ static struct wl_proxy *pool_create_buffer(struct shim_pool *pool,
 
 static void pool_resize(struct shim_pool *pool, union wl_argument *args)
 {
-	int err;
-
 	/* Pools only grow; a real pool has had the compositor's error. */
 	if (args[0].i <= pool->size)
 		return;
+	/* Nothing is pinned for the pool itself: its buffers pin their bytes. */
 	pool->size = args[0].i;
-	err = pool_export(pool);
-	if (err) {
-		shim_log("resized pool of %d bytes: vmemexp: %s", pool->size,
-			 strerror(err));
-		vms_buffer_unref(pool->export);
-		pool->export = NULL;
-	} else {
-		shim_log("pool resized to %d bytes: exported again", pool->size);
-	}
+	shim_log("pool resized to %d bytes", pool->size);
 }
 
 /* ---- the funnel ------------------------------------------------------ */
@@ -830,8 +829,6 @@ static struct wl_proxy *pool_request(struct shim_pool *pool, uint32_t opcode,
 			wl_proxy_get_version(pool->real_pool),
 			WL_MARSHAL_FLAG_DESTROY, none);
 	pool->real_pool = NULL;
-	vms_buffer_unref(pool->export);
-	pool->export = NULL;
 	close(pool->fd);
 	pool->fd = -1;
 	if (flags & WL_MARSHAL_FLAG_DESTROY) {

@@ -8,7 +8,7 @@
  * not: it grows its pool (wl_shm_pool.resize) before creating the buffer
  * in the grown part, and destroys the pool before attaching the buffer.
  *
- *   old-api-client [--release-shm]
+ *   old-api-client [--release-shm] [--pool-size BYTES]
  *
  * One 64x64 XRGB8888 frame, attached to a role-less surface and
  * committed; exits 0 once the compositor has released it, 1 otherwise.
@@ -16,8 +16,15 @@
  * libwayland 1.22 and later) right after creating the pool, as a client
  * may once it has all the pools it needs: the pool and its buffers live
  * on.  It prints "wl_shm released" then, or exits 77 when the compositor
- * or the libwayland it runs with has no version 2.
+ * or the libwayland it runs with has no version 2.  --pool-size makes the
+ * pool BYTES (a multiple of pages) before it grows by one frame, and
+ * leaves it sparse: only the frame is written.  The client then prints
+ * how many pages were pinned (/proc/vmstat's nr_foll_pin_acquired less
+ * nr_foll_pin_released) from before the pool to after the buffer:
+ *
+ *   pinned pages while the buffer lives: N
  */
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,16 +96,59 @@ static const struct wl_buffer_listener buffer_listener = {
 /* wl_shm.release: opcode 1 of version 2, unknown to older headers. */
 #define SHM_RELEASE 1
 
+/*
+ * Pages pinned and not yet released, system-wide; -1 if unknown.  The
+ * counters are kept per CPU and summed lazily: vm.stat_refresh (root)
+ * sums them first, or a few pages would not show yet.
+ */
+static long pins_held(void)
+{
+	FILE *refresh = fopen("/proc/sys/vm/stat_refresh", "w");
+	long acquired = -1, released = -1, v;
+	char name[64];
+	FILE *f;
+
+	if (refresh) {
+		fputs("1", refresh);
+		fclose(refresh);
+	}
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", name, &v) == 2) {
+		if (!strcmp(name, "nr_foll_pin_acquired"))
+			acquired = v;
+		else if (!strcmp(name, "nr_foll_pin_released"))
+			released = v;
+	}
+	fclose(f);
+	return acquired < 0 || released < 0 ? -1 : acquired - released;
+}
+
 int main(int argc, char **argv)
 {
 	struct wl_display *display = wl_display_connect(NULL);
 	struct wl_proxy *registry, *pool, *buffer, *surface;
+	size_t pool_size = FRAME;
+	bool report_pins = false;
+	long pins_before = 0;
 	uint32_t *pixels;
+	uint8_t *map;
 	int fd;
 
-	release_shm = argc == 2 && !strcmp(argv[1], "--release-shm");
-	if (argc > 2 || (argc == 2 && !release_shm)) {
-		fprintf(stderr, "usage: old-api-client [--release-shm]\n");
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--release-shm")) {
+			release_shm = true;
+		} else if (!strcmp(argv[i], "--pool-size") && i + 1 < argc) {
+			pool_size = strtoul(argv[++i], NULL, 0);
+			report_pins = true;
+		} else {
+			fprintf(stderr, "usage: old-api-client [--release-shm] [--pool-size BYTES]\n");
+			return 2;
+		}
+	}
+	if (!pool_size || pool_size % 4096 || pool_size > (1u << 30)) {
+		fprintf(stderr, "old-api-client: --pool-size: whole pages, at most 1 GiB\n");
 		return 2;
 	}
 	if (!display) {
@@ -120,24 +170,28 @@ int main(int argc, char **argv)
 	}
 
 	fd = memfd_create("old-api-client", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, 2 * FRAME) < 0) {
+	if (fd < 0 || ftruncate(fd, (off_t)(pool_size + FRAME)) < 0) {
 		perror("old-api-client: memfd");
 		return 1;
 	}
-	pixels = mmap(NULL, 2 * FRAME, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      fd, 0);
-	if (pixels == MAP_FAILED) {
+	map = mmap(NULL, pool_size + FRAME, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   fd, 0);
+	if (map == MAP_FAILED) {
 		perror("old-api-client: mmap");
 		return 1;
 	}
-	for (uint32_t i = 0; i < 2 * WIDTH * HEIGHT; i++)
-		pixels[i] = 0xff000000u | i * 2654435761u >> 8;
+	/* Only the frame, the pool's last FRAME bytes; the rest stays a hole. */
+	pixels = (uint32_t *)(map + pool_size);
+	for (uint32_t i = 0; i < WIDTH * HEIGHT; i++)
+		pixels[i] = 0xff000000u | (i + WIDTH * HEIGHT) * 2654435761u >> 8;
+	if (report_pins)
+		pins_before = pins_held();
 
-	/* A pool of one frame, grown to two; the buffer is the second. */
+	/* A pool of pool_size, grown by one frame; the buffer is that frame. */
 	pool = wl_proxy_marshal_constructor(shm, WL_SHM_CREATE_POOL,
 					    &wl_shm_pool_interface, NULL, fd,
-					    FRAME);
-	wl_proxy_marshal(pool, WL_SHM_POOL_RESIZE, 2 * FRAME);
+					    (int32_t)pool_size);
+	wl_proxy_marshal(pool, WL_SHM_POOL_RESIZE, (int32_t)(pool_size + FRAME));
 	if (release_shm) {
 		wl_proxy_marshal(shm, SHM_RELEASE);
 		wl_proxy_destroy(shm);
@@ -146,9 +200,13 @@ int main(int argc, char **argv)
 	}
 	buffer = wl_proxy_marshal_constructor(pool, WL_SHM_POOL_CREATE_BUFFER,
 					      &wl_buffer_interface, NULL,
-					      FRAME, WIDTH, HEIGHT, STRIDE,
-					      WL_SHM_FORMAT_XRGB8888);
+					      (int32_t)pool_size, WIDTH, HEIGHT,
+					      STRIDE, WL_SHM_FORMAT_XRGB8888);
 	wl_proxy_add_listener(buffer, (void (**)(void))&buffer_listener, NULL);
+	/* A shim imports the buffer as it is created. */
+	if (report_pins)
+		printf("pinned pages while the buffer lives: %ld\n",
+		       pins_held() - pins_before);
 	wl_proxy_marshal(pool, WL_SHM_POOL_DESTROY);
 	wl_proxy_destroy(pool);
 	close(fd);
@@ -173,6 +231,6 @@ int main(int argc, char **argv)
 	wl_proxy_destroy(registry);
 	wl_display_roundtrip(display);
 	wl_display_disconnect(display);
-	munmap(pixels, 2 * FRAME);
+	munmap(map, pool_size + FRAME);
 	return released ? 0 : 1;
 }
