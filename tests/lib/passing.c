@@ -403,20 +403,28 @@ static void partial_reads(void)
 	vms_context_unref(c);
 }
 
-/* Sends @len bytes of @data with @buf's fd on both socket types. */
+/* The next message on @sock is one frame, @want; its fd is closed. */
+static void expect_frame(int sock, const struct vms_frame *want)
+{
+	struct vms_frame got[VMS_MAX_FRAMES];
+	int fds[VMS_MAX_FRAMES];
+
+	VMT_ASSERT_EQ(vms_recv(sock, got, fds, VMS_MAX_FRAMES), 1);
+	VMT_ASSERT(!memcmp(&got[0], want, sizeof(got[0])));
+	close(fds[0]);
+}
+
+/* Sends @len bytes of @data with @buf's fd over a new @type socket. */
 static void expect_accepted(int type, const void *data, size_t len,
 			    const struct vms_buffer *buf,
 			    const struct vms_frame *want)
 {
-	struct vms_frame got[VMS_MAX_FRAMES];
-	int sv[2], fds[VMS_MAX_FRAMES], before;
+	int sv[2], before;
 
 	pair(type, sv);
 	before = vmt_count_fds();
 	send_raw(sv[0], data, len, vms_buffer_fd(buf), 1);
-	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
-	VMT_ASSERT(!memcmp(&got[0], want, sizeof(got[0])));
-	close(fds[0]);
+	expect_frame(sv[1], want);
 	VMT_ASSERT_EQ(vmt_count_fds(), before);
 	close(sv[0]);
 	close(sv[1]);
@@ -453,8 +461,7 @@ static void newer_sender_accepted(void)
 	struct message m = good_message(c, &buf);
 	const size_t header_size = 40, frame_size = sizeof(struct vms_frame) + 32;
 	uint8_t wire[40 + sizeof(struct vms_frame) + 32];
-	struct vms_frame got[VMS_MAX_FRAMES];
-	int sv[2], fds[VMS_MAX_FRAMES];
+	int sv[2];
 
 	memset(wire, 0xa5, sizeof(wire));
 	m.header.version = 9;
@@ -468,12 +475,8 @@ static void newer_sender_accepted(void)
 	pair(SOCK_STREAM, sv);
 	send_raw(sv[0], wire, sizeof(wire), vms_buffer_fd(buf), 1);
 	VMT_ASSERT_EQ(vms_send_buffers(sv[0], &m.frames[0], &buf, 1), 0);
-	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
-	VMT_ASSERT(!memcmp(&got[0], &m.frames[0], sizeof(got[0])));
-	close(fds[0]);
-	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
-	VMT_ASSERT(!memcmp(&got[0], &m.frames[0], sizeof(got[0])));
-	close(fds[0]);
+	expect_frame(sv[1], &m.frames[0]);
+	expect_frame(sv[1], &m.frames[0]);
 	close(sv[0]);
 	close(sv[1]);
 	vms_buffer_unref(buf);
