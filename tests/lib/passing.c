@@ -5,6 +5,7 @@
  * by hand.  The harness checks after each case that no fd was left open.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -604,8 +605,10 @@ static void nonblocking_split_message(void)
 	set_nonblocking(sv[1]);
 	/* Nothing has begun: EAGAIN, and nothing is lost. */
 	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), -EAGAIN);
-	pid = send_in_two_parts(sv[0], &m, 20, vms_buffer_fd(buf), 100000);
-	usleep(20000);
+	pid = send_in_two_parts(sv[0], &m, 20, vms_buffer_fd(buf), 50000);
+	/* The first part is there (however slow the machine): it has begun. */
+	VMT_ASSERT_EQ(poll(&(struct pollfd){ .fd = sv[1], .events = POLLIN }, 1,
+			   10000), 1);
 	VMT_ASSERT_EQ(vms_recv(sv[1], got, fds, VMS_MAX_FRAMES), 1);
 	VMT_ASSERT_EQ(vmt_wait(pid), 0);
 	VMT_ASSERT(!memcmp(&got[0], &m.frames[0], sizeof(got[0])));
