@@ -26,8 +26,8 @@
  * is missing, the pool is forwarded as it is; when a buffer's format is
  * not offered, vmemexp refuses its memory or its import fails, the shim
  * creates the real wl_shm pool after all (from its own dup of the fd, on
- * its own wl_shm) and forwards that buffer to it.  VMSHARE_SHIM_DEBUG=1 logs every decision
- * and a summary at exit.
+ * its own wl_shm) and forwards that buffer to it.  VMSHARE_SHIM_DEBUG=1
+ * logs every decision and a summary at exit.
  */
 #include <dlfcn.h>
 #include <errno.h>
