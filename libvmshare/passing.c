@@ -415,6 +415,15 @@ static int check_frames(const struct vms_frame *frames, const int *fds,
 	return 0;
 }
 
+/* Drops the message under way for @err, closing its fds, and says so. */
+static int reject(struct vms_receiver *r, int err)
+{
+	vms_log_error(NULL, "dropped a message: %s, closed %zu fds",
+		      strerror(-err), r->n_fds);
+	drop_message(r);
+	return err;
+}
+
 /*
  * Checks a whole message and hands its frames and fds to the caller;
  * on any error closes its fds.  Either way the receiver is ready for the
@@ -425,29 +434,19 @@ static int deliver(struct vms_receiver *r, int count, struct vms_frame *frames,
 {
 	int ret;
 
-	if (r->truncated || r->excess || (size_t)count > max) {
-		ret = -EMSGSIZE;
-		goto err;
-	}
-	if (r->n_fds != (size_t)count) {
-		ret = -EBADMSG;
-		goto err;
-	}
+	if (r->truncated || r->excess || (size_t)count > max)
+		return reject(r, -EMSGSIZE);
+	if (r->n_fds != (size_t)count)
+		return reject(r, -EBADMSG);
 	ret = check_frames(r->frames, r->fds, (size_t)count);
 	if (ret)
-		goto err;
+		return reject(r, ret);
 
 	memcpy(frames, r->frames, (size_t)count * sizeof(*frames));
 	memcpy(fds, r->fds, (size_t)count * sizeof(*fds));
 	r->n_fds = 0;
 	drop_message(r);
 	return count;
-
-err:
-	vms_log_error(NULL, "dropped a message: %s, closed %zu fds", strerror(-ret),
-		r->n_fds);
-	drop_message(r);
-	return ret;
 }
 
 static int receiver_read(struct vms_receiver *r, struct vms_frame *frames,
@@ -462,25 +461,21 @@ static int receiver_read(struct vms_receiver *r, struct vms_frame *frames,
 	count = r->type == SOCK_STREAM ? receive_stream(r) : receive_record(r);
 	if (count == -EAGAIN)
 		return count;
-	if (count <= 0) {
-		if (count < 0)
-			vms_log_error(NULL, "dropped a message: %s, closed %zu fds",
-				strerror(-count), r->n_fds);
+	if (count == 0) {
 		drop_message(r);
+		return 0;
+	}
+	if (count < 0) {
 		/* A stream has no boundary to find the next message by. */
 		if (r->type == SOCK_STREAM &&
 		    (count == -EPROTO || count == -ECONNRESET))
 			r->broken = count;
-		return count;
+		return reject(r, count);
 	}
 	/* Read whole: whatever it holds, the next message can follow. */
 	count = decode(r);
-	if (count < 0) {
-		vms_log_error(NULL, "dropped a message: %s, closed %zu fds",
-			      strerror(-count), r->n_fds);
-		drop_message(r);
-		return count;
-	}
+	if (count < 0)
+		return reject(r, count);
 	return deliver(r, count, frames, fds, max);
 }
 
@@ -570,11 +565,7 @@ VMS_EXPORT int vms_recv(int sock, struct vms_frame *frames, int *fds,
 		 * stream mid-message: wait for the rest, a bounded time.
 		 */
 		ret = wait_readable(sock, VMS_RECV_REST_TIMEOUT_MS);
-		if (ret) {
-			vms_log_error(NULL, "dropped a message: its rest did not come (%s), closed %zu fds",
-				strerror(-ret), r.n_fds);
-			drop_message(&r);
-			return ret;
-		}
+		if (ret)
+			return reject(&r, ret);
 	}
 }
