@@ -307,6 +307,11 @@ static bool still_current(struct vms_context *ctx, const struct vms_buffer *buf)
 	       st.flags & VMEMEXP_STATUS_CURRENT;
 }
 
+bool vms_buffer_is_tracked(const struct vms_buffer *buf)
+{
+	return buf->tracked;
+}
+
 bool vms_buffer_still_shares(const struct vms_buffer *buf)
 {
 	if (buf->kind != VMS_BUFFER_DMABUF)

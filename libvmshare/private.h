@@ -123,6 +123,12 @@ size_t vms_buffer_range_count(const struct vms_buffer *buf);
  */
 bool vms_buffer_still_shares(const struct vms_buffer *buf);
 
+/*
+ * Whether vmemexp tracks @buf's range (VMEMEXP_EXPORT_TRACK): only then
+ * can vms_buffer_still_shares() tell a stale export from a current one.
+ */
+bool vms_buffer_is_tracked(const struct vms_buffer *buf);
+
 /* Retrying wrappers: EINTR never reaches a caller. */
 int vms_ioctl(int fd, unsigned long request, void *arg);
 

@@ -23,6 +23,7 @@
 
 #include "linux-dmabuf-unstable-v1-client-protocol.h"
 #include "private.h"
+#include "wayland-private.h"
 
 /* Room for libdrm's longest format name and a bit. */
 #define FORMAT_NAME_SIZE 48
@@ -90,18 +91,26 @@ struct vms_wl_buffer {
 	atomic_bool busy;
 	vms_wl_release_handler release_handler;
 	void *release_data;
-	/* The answer to zwp_linux_buffer_params_v1.create. */
-	bool import_answered;
 	char reason[256];
 };
 
-static struct dmabuf_format *find_format(struct format_set *set,
-					 uint32_t fourcc, bool add)
+static const struct dmabuf_format *lookup_format(const struct format_set *set,
+						 uint32_t fourcc)
 {
 	for (size_t i = 0; i < set->n_formats; i++)
 		if (set->formats[i].fourcc == fourcc)
 			return &set->formats[i];
-	if (!add || set->n_formats == MAX_FORMATS)
+	return NULL;
+}
+
+/* @fourcc's entry, added if it is new and there is room. */
+static struct dmabuf_format *add_format(struct format_set *set,
+					uint32_t fourcc)
+{
+	for (size_t i = 0; i < set->n_formats; i++)
+		if (set->formats[i].fourcc == fourcc)
+			return &set->formats[i];
+	if (set->n_formats == MAX_FORMATS)
 		return NULL;
 	set->formats[set->n_formats] = (struct dmabuf_format){ .fourcc = fourcc };
 	return &set->formats[set->n_formats++];
@@ -110,7 +119,7 @@ static struct dmabuf_format *find_format(struct format_set *set,
 static void add_modifier(struct format_set *set, uint32_t fourcc,
 			 uint64_t modifier)
 {
-	struct dmabuf_format *f = find_format(set, fourcc, true);
+	struct dmabuf_format *f = add_format(set, fourcc);
 
 	if (f && modifier == DRM_FORMAT_MOD_LINEAR)
 		f->linear = true;
@@ -122,8 +131,7 @@ static void dmabuf_format(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
 			  uint32_t fourcc)
 {
 	struct vms_wl *wl = data;
-	struct dmabuf_format *f = find_format(&wl->dmabuf_formats, fourcc,
-					      true);
+	struct dmabuf_format *f = add_format(&wl->dmabuf_formats, fourcc);
 
 	/*
 	 * Version 1 and 2 formats carry no modifier: the implicit one.  From
@@ -480,12 +488,10 @@ VMS_EXPORT struct vms_wl *vms_wl_unref(struct vms_wl *wl)
 VMS_EXPORT bool vms_wl_supports_dmabuf(const struct vms_wl *wl,
 				       uint32_t fourcc)
 {
-	const struct format_set *set = &wl->dmabuf_formats;
+	const struct dmabuf_format *f = lookup_format(&wl->dmabuf_formats,
+						      fourcc);
 
-	for (size_t i = 0; i < set->n_formats; i++)
-		if (set->formats[i].fourcc == fourcc)
-			return set->formats[i].linear || set->formats[i].implicit;
-	return false;
+	return f && (f->linear || f->implicit);
 }
 
 static void buffer_release(void *data, struct wl_buffer *buffer)
@@ -502,29 +508,124 @@ static const struct wl_buffer_listener buffer_listener = {
 	.release = buffer_release,
 };
 
+/* The answer to zwp_linux_buffer_params_v1.create. */
+struct import {
+	struct wl_buffer *buffer;
+	bool answered;
+};
+
 static void params_created(void *data,
 			   struct zwp_linux_buffer_params_v1 *params,
 			   struct wl_buffer *buffer)
 {
-	struct vms_wl_buffer *buf = data;
+	struct import *import = data;
 
 	(void)params;
-	buf->buffer = buffer;
-	buf->import_answered = true;
+	import->buffer = buffer;
+	import->answered = true;
 }
 
 static void params_failed(void *data, struct zwp_linux_buffer_params_v1 *params)
 {
-	struct vms_wl_buffer *buf = data;
+	struct import *import = data;
 
 	(void)params;
-	buf->import_answered = true;
+	import->answered = true;
 }
 
 static const struct zwp_linux_buffer_params_v1_listener params_listener = {
 	.created = params_created,
 	.failed = params_failed,
 };
+
+struct wl_shm *vms_wl_shm(const struct vms_wl *wl)
+{
+	return wl->shm;
+}
+
+/* Why linux-dmabuf cannot be used at all, or NULL. */
+static const char *dmabuf_unavailable(const struct vms_wl *wl)
+{
+	if (!wl->dmabuf)
+		return wl->flags & VMS_WL_NO_DMABUF ?
+		       "linux-dmabuf disabled by VMS_WL_NO_DMABUF" :
+		       wl->no_dmabuf_env ?
+		       "linux-dmabuf disabled by VMSHARE_WL_NO_DMABUF" :
+		       "the compositor offers no zwp_linux_dmabuf_v1";
+	return wl->feedback_error[0] ? wl->feedback_error : NULL;
+}
+
+const char *vms_wl_dmabuf_unusable(const struct vms_wl *wl)
+{
+	const struct format_set *set = &wl->dmabuf_formats;
+	const char *unavailable = dmabuf_unavailable(wl);
+
+	if (unavailable)
+		return unavailable;
+	for (size_t i = 0; i < set->n_formats; i++)
+		if (set->formats[i].linear || set->formats[i].implicit)
+			return NULL;
+	return "the compositor takes no linear dma-buf";
+}
+
+int vms_wl_dmabuf_modifier(const struct vms_wl *wl, uint32_t fourcc,
+			   uint64_t *modifier, char *reason, size_t size)
+{
+	const char *unusable = dmabuf_unavailable(wl);
+	const struct dmabuf_format *f;
+	char name[FORMAT_NAME_SIZE];
+
+	if (unusable) {
+		snprintf(reason, size, "%s", unusable);
+		return ENOTSUP;
+	}
+	f = lookup_format(&wl->dmabuf_formats, fourcc);
+	format_name(fourcc, name);
+	if (!f || (!f->linear && !f->implicit)) {
+		snprintf(reason, size, "the compositor takes no %s dma-buf",
+			 name);
+		return ENOTSUP;
+	}
+	/*
+	 * Our memory is linear.  A compositor that lists only the implicit
+	 * modifier (Weston 10 on a software renderer) takes linear buffers
+	 * that way; insisting on LINEAR would leave the dma-buf path unused.
+	 */
+	*modifier = f->linear ? DRM_FORMAT_MOD_LINEAR : DRM_FORMAT_MOD_INVALID;
+	if (!f->linear)
+		vms_log(wl->ctx, "%s: only the implicit modifier is offered; using it",
+			name);
+	return 0;
+}
+
+struct wl_buffer *vms_wl_dmabuf_import(struct vms_wl *wl, int fd,
+				       uint32_t n_planes,
+				       const uint32_t *offsets,
+				       const uint32_t *strides,
+				       uint64_t modifier, uint32_t width,
+				       uint32_t height, uint32_t fourcc)
+{
+	struct zwp_linux_buffer_params_v1 *params;
+	struct import import = { 0 };
+
+	params = zwp_linux_dmabuf_v1_create_params(wl->dmabuf);
+	zwp_linux_buffer_params_v1_add_listener(params, &params_listener,
+						&import);
+	for (uint32_t i = 0; i < n_planes; i++)
+		zwp_linux_buffer_params_v1_add(params, fd, i, offsets[i],
+					       strides[i],
+					       (uint32_t)(modifier >> 32),
+					       (uint32_t)modifier);
+	zwp_linux_buffer_params_v1_create(params, (int32_t)width,
+					  (int32_t)height, fourcc, 0);
+	while (!import.answered)
+		if (wl_display_dispatch_queue(wl->display, wl->queue) < 0)
+			break;
+	zwp_linux_buffer_params_v1_destroy(params);
+	if (!import.buffer)
+		errno = import.answered ? EINVAL : EPIPE;
+	return import.buffer;
+}
 
 /*
  * Exports the memory and asks the compositor to import it.  Returns 0,
@@ -535,51 +636,22 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 			 const struct vms_format *fmt)
 {
 	struct vms_wl *wl = buf->wl;
-	struct dmabuf_format *f = find_format(&wl->dmabuf_formats, buf->fourcc,
-					      false);
-	struct zwp_linux_buffer_params_v1 *params;
 	uint64_t offsets[VMS_MAX_PLANES], modifier;
-	uint32_t strides[VMS_MAX_PLANES];
+	uint32_t plane_offsets[VMS_MAX_PLANES], strides[VMS_MAX_PLANES];
 	uint32_t export_flags = VMS_EXPORT_ZERO_COPY |
 		(wl->flags & VMS_WL_EXPOSE_WHOLE_PAGES ?
 		 VMS_EXPORT_EXPOSE_WHOLE_PAGES : 0);
 	char name[FORMAT_NAME_SIZE];
+	int err;
 
-	format_name(buf->fourcc, name);
-	if (!wl->dmabuf) {
-		snprintf(buf->reason, sizeof(buf->reason), "%s",
-			 wl->flags & VMS_WL_NO_DMABUF ?
-			 "linux-dmabuf disabled by VMS_WL_NO_DMABUF" :
-			 wl->no_dmabuf_env ?
-			 "linux-dmabuf disabled by VMSHARE_WL_NO_DMABUF" :
-			 "the compositor offers no zwp_linux_dmabuf_v1");
-		return ENOTSUP;
-	}
-	if (wl->feedback_error[0]) {
-		snprintf(buf->reason, sizeof(buf->reason), "%s",
-			 wl->feedback_error);
-		return ENOTSUP;
-	}
-	if (!f || (!f->linear && !f->implicit)) {
-		snprintf(buf->reason, sizeof(buf->reason),
-			 "the compositor takes no %s dma-buf", name);
-		return ENOTSUP;
-	}
-	/*
-	 * Our memory is linear.  A compositor that lists only the implicit
-	 * modifier (Weston 10 on a software renderer) takes linear buffers
-	 * that way; insisting on LINEAR would leave the dma-buf path unused.
-	 */
-	modifier = f->linear ? DRM_FORMAT_MOD_LINEAR : DRM_FORMAT_MOD_INVALID;
-	if (!f->linear)
-		vms_log(wl->ctx, "%s: only the implicit modifier is offered; using it",
-			name);
-
+	err = vms_wl_dmabuf_modifier(wl, buf->fourcc, &modifier, buf->reason,
+				     sizeof(buf->reason));
+	if (err)
+		return err;
 	buf->export = vms_buffer_export(wl->ctx, buf->data, buf->len,
 					export_flags);
 	if (!buf->export) {
-		int err = errno;
-
+		err = errno;
 		if (err == EINVAL && vms_export_would_expose(wl->ctx, buf->data,
 							     buf->len,
 							     export_flags))
@@ -597,26 +669,21 @@ static int create_dmabuf(struct vms_wl_buffer *buf,
 		return err;
 	}
 
-	params = zwp_linux_dmabuf_v1_create_params(wl->dmabuf);
-	zwp_linux_buffer_params_v1_add_listener(params, &params_listener, buf);
 	vms_format_layout(fmt, buf->height, buf->stride, offsets, strides);
 	for (uint32_t i = 0; i < fmt->n_planes; i++)
-		zwp_linux_buffer_params_v1_add(params,
-			vms_buffer_fd(buf->export), i,
-			(uint32_t)(vms_buffer_offset(buf->export) + offsets[i]),
-			strides[i], (uint32_t)(modifier >> 32),
-			(uint32_t)modifier);
-	zwp_linux_buffer_params_v1_create(params, (int32_t)buf->width,
-					  (int32_t)buf->height, buf->fourcc, 0);
-	while (!buf->import_answered)
-		if (wl_display_dispatch_queue(wl->display, wl->queue) < 0)
-			break;
-	zwp_linux_buffer_params_v1_destroy(params);
-	if (!buf->import_answered)
-		return -EPIPE;
+		plane_offsets[i] = (uint32_t)(vms_buffer_offset(buf->export) +
+					      offsets[i]);
+	buf->buffer = vms_wl_dmabuf_import(wl, vms_buffer_fd(buf->export),
+					   fmt->n_planes, plane_offsets,
+					   strides, modifier, buf->width,
+					   buf->height, buf->fourcc);
 	if (!buf->buffer) {
+		err = errno;
 		vms_buffer_unref(buf->export);
 		buf->export = NULL;
+		if (err == EPIPE)
+			return -EPIPE;
+		format_name(buf->fourcc, name);
 		snprintf(buf->reason, sizeof(buf->reason),
 			 "the compositor refused the %s dma-buf import", name);
 		return EINVAL;

@@ -17,10 +17,11 @@
  * compositor's), and each create_buffer becomes a
  * zwp_linux_buffer_params_v1 import of a dma-buf of that buffer's bytes
  * of the pool, which the shim maps from the pool's fd and exports through
- * vmemexp: only buffers are pinned, never a whole pool.  The linux-dmabuf
- * global lives on a private event queue; the `created` wl_buffer moves to
- * the queue the client's buffer would have had, where its release events
- * reach the client's listener.
+ * vmemexp: only buffers are pinned, never a whole pool.  linux-dmabuf is
+ * libvmshare's (a vms_wl per connection, libvmshare/wayland-private.h):
+ * its globals live on libvmshare's private event queue; the `created`
+ * wl_buffer moves to the queue the client's buffer would have had, where
+ * its release events reach the client's listener.
  *
  * Pass-through: when the compositor offers no linux-dmabuf or the module
  * is missing, the pool is forwarded as it is; when a buffer's format is
@@ -42,26 +43,28 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <drm_fourcc.h>
 #include <wayland-client.h>
+#include <xf86drm.h>
 
-#include "linux-dmabuf-unstable-v1-client-protocol.h"
+#include "private.h"
 #include "vmshare.h"
+#include "wayland-private.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
-#define DRM_FORMAT_MOD_LINEAR 0ull
-#define DRM_FORMAT_MOD_INVALID 0x00ffffffffffffffull
-#define FOURCC_ARGB8888 0x34325241u
-#define FOURCC_XRGB8888 0x34325258u
 #define MAX_ARGS 20		/* WL_CLOSURE_MAX_ARGUMENTS */
 #define MAX_FORMATS 128
 #define MAX_REASONS 16
+#define REASON_SIZE 160
 
-/* wl_shm, wl_shm_pool and wl_buffer opcodes (wayland.xml). */
+/* wl_shm, wl_shm_pool, wl_buffer and wl_surface opcodes (wayland.xml). */
 enum {
 	SHM_CREATE_POOL = 0,
 	POOL_CREATE_BUFFER = 0,
 	POOL_DESTROY = 1,
 	POOL_RESIZE = 2,
+	BUFFER_DESTROY = 0,
+	SURFACE_ATTACH = 1,
 };
 
 /*
@@ -102,20 +105,17 @@ struct shim_display {
 	struct wl_list link;		/* shim.displays */
 	bool probed;
 	const char *reason;		/* why no pool goes dma-buf, NULL if they can */
-	struct wl_event_queue *queue;
-	struct wl_display *wrapper;
-	struct wl_registry *registry;
-	struct zwp_linux_dmabuf_v1 *dmabuf;
+	char reason_text[REASON_SIZE];	/* where @reason points */
 	/*
-	 * The shim's own wl_shm, for the real pools of buffers that pass
-	 * through: the client's may be gone by then (wl_shm.release).
+	 * libvmshare's view of the compositor, on its private queue: the
+	 * linux-dmabuf formats, the imports, and the wl_shm the real pools
+	 * of buffers that pass through are made on (the client's may be
+	 * gone by then: wl_shm.release).
 	 */
-	struct wl_proxy *shm;
-	struct {
-		uint32_t fourcc;
-		bool linear, implicit, refused;
-	} formats[MAX_FORMATS];
-	size_t n_formats;
+	struct vms_wl *wl;
+	/* Formats whose import the compositor refused: later ones would fail too. */
+	uint32_t refused[MAX_FORMATS];
+	size_t n_refused;
 };
 
 /* A pool the client created, taken over or passed through. */
@@ -131,15 +131,36 @@ struct shim_pool {
 	struct wl_proxy *real_pool;	/* created on the first pass-through */
 };
 
+/*
+ * A buffer the shim made a dma-buf of.  Its mapping of the buffer's bytes
+ * stays for the buffer's life: vmemexp tracks the export's range there,
+ * so an attach can tell whether the pool's pages under the buffer are
+ * still those exported (a client that punches a hole into its pool and
+ * writes there again has new ones) and export them again if not.
+ */
+struct shim_buffer {
+	struct wl_list link;		/* shim.buffers */
+	struct wl_proxy *proxy;		/* the client's wl_buffer: the first import */
+	struct shim_display *sd;
+	uint8_t *map;			/* the buffer's whole pages of the pool */
+	size_t map_len, skip;		/* the buffer starts @skip bytes in */
+	size_t len;
+	uint32_t width, height, stride, fourcc;
+	uint64_t modifier;
+	struct vms_buffer *export;	/* of the pages attach sends now */
+	/* What attach sends: @proxy, or an import of newer pages. */
+	struct wl_proxy *current;
+};
+
 static struct {
 	pthread_mutex_t lock;
 	pthread_once_t once;
 	bool debug;
 	struct vms_context *ctx;
-	struct wl_list displays, pools;
+	struct wl_list displays, pools, buffers;
 	unsigned dmabuf_buffers, passed_buffers;
 	struct {
-		const char *reason;
+		char reason[REASON_SIZE];
 		unsigned count;
 	} reasons[MAX_REASONS];
 } shim = {
@@ -207,6 +228,7 @@ static void resolve(void)
 		dlsym(RTLD_NEXT, "wl_proxy_get_queue");
 	wl_list_init(&shim.displays);
 	wl_list_init(&shim.pools);
+	wl_list_init(&shim.buffers);
 }
 
 static void init(void)
@@ -218,9 +240,10 @@ static void count_passed(const char *reason)
 {
 	shim.passed_buffers++;
 	for (int i = 0; i < MAX_REASONS; i++) {
-		if (!shim.reasons[i].reason)
-			shim.reasons[i].reason = reason;
-		if (shim.reasons[i].reason == reason) {
+		if (!shim.reasons[i].reason[0])
+			snprintf(shim.reasons[i].reason, REASON_SIZE, "%s",
+				 reason);
+		if (!strcmp(shim.reasons[i].reason, reason)) {
 			shim.reasons[i].count++;
 			return;
 		}
@@ -325,94 +348,9 @@ static struct wl_event_queue *queue_of(struct wl_proxy *proxy)
 	return ((const struct proxy_head *)proxy)->queue;
 }
 
-static void dmabuf_add(struct shim_display *sd, uint32_t fourcc,
-		       uint64_t modifier)
-{
-	size_t i;
-
-	for (i = 0; i < sd->n_formats; i++)
-		if (sd->formats[i].fourcc == fourcc)
-			break;
-	if (i == sd->n_formats) {
-		if (i == MAX_FORMATS)
-			return;
-		sd->formats[sd->n_formats++].fourcc = fourcc;
-	}
-	if (modifier == DRM_FORMAT_MOD_LINEAR)
-		sd->formats[i].linear = true;
-	else if (modifier == DRM_FORMAT_MOD_INVALID)
-		sd->formats[i].implicit = true;
-}
-
-static void dmabuf_format(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
-			  uint32_t fourcc)
-{
-	/* Version 3 repeats every format in modifier events. */
-	if (wl_proxy_get_version((struct wl_proxy *)dmabuf) < 3)
-		dmabuf_add(data, fourcc, DRM_FORMAT_MOD_INVALID);
-}
-
-static void dmabuf_modifier(void *data, struct zwp_linux_dmabuf_v1 *dmabuf,
-			    uint32_t fourcc, uint32_t hi, uint32_t lo)
-{
-	(void)dmabuf;
-	dmabuf_add(data, fourcc, (uint64_t)hi << 32 | lo);
-}
-
-static const struct zwp_linux_dmabuf_v1_listener dmabuf_listener = {
-	.format = dmabuf_format,
-	.modifier = dmabuf_modifier,
-};
-
-static void registry_global(void *data, struct wl_registry *registry,
-			    uint32_t name, const char *interface,
-			    uint32_t version)
-{
-	struct shim_display *sd = data;
-
-	if (!strcmp(interface, wl_shm_interface.name) && !sd->shm) {
-		sd->shm = wl_registry_bind(registry, name, &wl_shm_interface, 1);
-		return;
-	}
-	if (strcmp(interface, zwp_linux_dmabuf_v1_interface.name) || sd->dmabuf)
-		return;
-	/* Version 4 replaces modifier events by feedback objects. */
-	sd->dmabuf = wl_registry_bind(registry, name,
-				      &zwp_linux_dmabuf_v1_interface,
-				      version < 3 ? version : 3);
-	zwp_linux_dmabuf_v1_add_listener(sd->dmabuf, &dmabuf_listener, sd);
-}
-
-static void registry_global_remove(void *data, struct wl_registry *registry,
-				   uint32_t name)
-{
-	(void)data;
-	(void)registry;
-	(void)name;
-}
-
-static const struct wl_registry_listener registry_listener = {
-	.global = registry_global,
-	.global_remove = registry_global_remove,
-};
-
 static void display_teardown(struct shim_display *sd)
 {
-	if (sd->dmabuf)
-		zwp_linux_dmabuf_v1_destroy(sd->dmabuf);
-	if (sd->shm)
-		wl_proxy_destroy(sd->shm);
-	if (sd->registry)
-		wl_registry_destroy(sd->registry);
-	if (sd->wrapper)
-		wl_proxy_wrapper_destroy(sd->wrapper);
-	if (sd->queue)
-		wl_event_queue_destroy(sd->queue);
-	sd->dmabuf = NULL;
-	sd->shm = NULL;
-	sd->registry = NULL;
-	sd->wrapper = NULL;
-	sd->queue = NULL;
+	sd->wl = vms_wl_unref(sd->wl);
 }
 
 /*
@@ -422,49 +360,43 @@ static void display_teardown(struct shim_display *sd)
  */
 static const char *display_check(struct shim_display *sd)
 {
-	bool usable = false;
+	const char *reason;
 
-	sd->queue = wl_display_create_queue(sd->display);
-	sd->wrapper = sd->queue ? wl_proxy_create_wrapper(sd->display) : NULL;
-	if (!sd->wrapper)
-		return "out of memory";
-	wl_proxy_set_queue((struct wl_proxy *)sd->wrapper, sd->queue);
-	sd->registry = wl_display_get_registry(sd->wrapper);
-	wl_registry_add_listener(sd->registry, &registry_listener, sd);
-	/* The globals, then the formats of the dmabuf bound in between. */
-	if (wl_display_roundtrip_queue(sd->display, sd->queue) < 0 ||
-	    (sd->dmabuf &&
-	     wl_display_roundtrip_queue(sd->display, sd->queue) < 0))
-		return "the connection failed";
-	if (!sd->dmabuf)
-		return "the compositor offers no zwp_linux_dmabuf_v1";
-	for (size_t i = 0; i < sd->n_formats; i++)
-		usable |= sd->formats[i].linear || sd->formats[i].implicit;
-	if (!usable)
-		return "the compositor takes no linear dma-buf";
 	if (!shim.ctx)
 		shim.ctx = vms_context_create(0);
-	if (!shim.ctx || !vms_context_has_module(shim.ctx)) {
-		shim_log("vmemexp: %s", strerror(shim.ctx ?
-			 -vms_context_module_status(shim.ctx) : errno));
+	if (!shim.ctx)
+		return "out of memory";
+	sd->wl = vms_wl_create(shim.ctx, sd->display, 0);
+	if (!sd->wl)
+		return errno == EPROTO ? "the compositor offers no zwp_linux_dmabuf_v1" :
+		       errno == ENOMEM ? "out of memory" : "the connection failed";
+	reason = vms_wl_dmabuf_unusable(sd->wl);
+	if (reason)
+		return reason;
+	if (!vms_context_has_module(shim.ctx)) {
+		shim_log("vmemexp: %s",
+			 strerror(-vms_context_module_status(shim.ctx)));
 		return "vmemexp is not available";
 	}
-	shim_log("wl_display %p: zwp_linux_dmabuf_v1 v%u, %zu formats, vmemexp loaded",
-		 (void *)sd->display,
-		 wl_proxy_get_version((struct wl_proxy *)sd->dmabuf),
-		 sd->n_formats);
+	shim_log("wl_display %p: zwp_linux_dmabuf_v1 usable, vmemexp loaded",
+		 (void *)sd->display);
 	return NULL;
 }
 
 static void display_probe(struct shim_display *sd)
 {
+	const char *reason;
+
 	if (sd->probed)
 		return;
 	sd->probed = true;
-	sd->reason = display_check(sd);
-	/* Nothing would dispatch the private queue again. */
-	if (sd->reason)
-		display_teardown(sd);
+	reason = display_check(sd);
+	if (!reason)
+		return;
+	/* The text may be the vms_wl's, and nothing would dispatch its queue again. */
+	snprintf(sd->reason_text, sizeof(sd->reason_text), "%s", reason);
+	sd->reason = sd->reason_text;
+	display_teardown(sd);
 }
 
 /* ---- pools ----------------------------------------------------------- */
@@ -480,29 +412,33 @@ static struct shim_pool *pool_find(struct wl_proxy *proxy)
 }
 
 /*
- * A dma-buf of one buffer's bytes, [@offset, @offset + @len) of the pool:
- * the pool's pages there, mapped as the client maps them (MAP_SHARED: the
- * same pages) and exported.  Only the buffer is pinned, never the whole
- * pool: a sparse pool (a terminal's scrollback) stays sparse, and growing
- * a pool pins nothing more.  The mapping can go at once: the dma-buf pins
- * the pages for as long as anyone holds it, and the compositor holds its
- * own fd of it once the import is made.  *@data_offset receives where the
- * buffer starts in the dma-buf.
+ * Maps the buffer's bytes, [@offset, @offset + @b->len) of the pool, as
+ * the client maps them (MAP_SHARED: the same pages), in whole pages.
  */
-static struct vms_buffer *buffer_export(struct shim_pool *pool, int32_t offset,
-					size_t len, uint64_t *data_offset)
+static int buffer_map(struct shim_buffer *b, const struct shim_pool *pool,
+		      int32_t offset)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t page = vms_page_size();
 	size_t first = (size_t)offset / page * page;
-	size_t map_len = (size_t)offset - first + len;
-	struct vms_buffer *export;
-	uint8_t *map;
-	int err;
 
-	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, pool->fd,
-		   (off_t)first);
-	if (map == MAP_FAILED)
-		return NULL;
+	b->skip = (size_t)offset - first;
+	b->map_len = b->skip + b->len;
+	b->map = mmap(NULL, b->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      pool->fd, (off_t)first);
+	if (b->map == MAP_FAILED) {
+		b->map = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A dma-buf of the pages now under the buffer's mapping.  Only the buffer
+ * is pinned, never the whole pool: a sparse pool (a terminal's
+ * scrollback) stays sparse, and growing a pool pins nothing more.
+ */
+static struct vms_buffer *buffer_export(const struct shim_buffer *b)
+{
 	/*
 	 * A buffer need not start or end on a page; the rest of its first
 	 * and last page is more of the client's pool (or zeroes past the
@@ -510,15 +446,63 @@ static struct vms_buffer *buffer_export(struct shim_pool *pool, int32_t offset,
 	 * without the shim: the whole pages give away nothing of anyone
 	 * else's.
 	 */
-	export = vms_buffer_export(shim.ctx, map + ((size_t)offset - first),
-				   len, VMS_EXPORT_ZERO_COPY |
-				   VMS_EXPORT_EXPOSE_WHOLE_PAGES);
-	err = errno;
-	munmap(map, map_len);
-	if (export)
-		*data_offset = vms_buffer_offset(export);
-	errno = err;
-	return export;
+	return vms_buffer_export(shim.ctx, b->map + b->skip, b->len,
+				 VMS_EXPORT_ZERO_COPY |
+				 VMS_EXPORT_EXPOSE_WHOLE_PAGES);
+}
+
+/* Imports @export as the buffer: a wl_buffer on the client buffer's queue. */
+static struct wl_proxy *buffer_import(struct shim_buffer *b,
+				      struct vms_buffer *export,
+				      struct wl_event_queue *queue)
+{
+	uint32_t offset = (uint32_t)vms_buffer_offset(export);
+	struct wl_buffer *buffer;
+
+	buffer = vms_wl_dmabuf_import(b->sd->wl, vms_buffer_fd(export), 1,
+				      &offset, &b->stride, b->modifier,
+				      b->width, b->height, b->fourcc);
+	/*
+	 * Its version is the params' (3 or 4); wl_buffer has had one version
+	 * only, so the client cannot tell.
+	 */
+	if (buffer)
+		wl_proxy_set_queue((struct wl_proxy *)buffer, queue);
+	return (struct wl_proxy *)buffer;
+}
+
+static void buffer_free(struct shim_buffer *b)
+{
+	union wl_argument none[1] = { { .i = 0 } };
+
+	wl_list_remove(&b->link);
+	if (b->current && b->current != b->proxy)
+		forward(b->current, BUFFER_DESTROY, NULL,
+			wl_proxy_get_version(b->current),
+			WL_MARSHAL_FLAG_DESTROY, none);
+	vms_buffer_unref(b->export);
+	if (b->map)
+		munmap(b->map, b->map_len);
+	free(b);
+}
+
+static struct shim_buffer *buffer_find(struct wl_proxy *proxy)
+{
+	struct shim_buffer *b;
+
+	wl_list_for_each(b, &shim.buffers, link)
+		if (b->proxy == proxy || b->current == proxy)
+			return b;
+	return NULL;
+}
+
+/* The client destroys its buffer: so go the shim's imports and mapping. */
+static void buffer_forget(struct wl_proxy *proxy)
+{
+	struct shim_buffer *b = buffer_find(proxy);
+
+	if (b && b->proxy == proxy)
+		buffer_free(b);
 }
 
 static void pool_free(struct shim_pool *pool)
@@ -591,7 +575,8 @@ static struct wl_proxy *shm_create_pool(struct wl_proxy *shm, uint32_t opcode,
  */
 static struct wl_proxy *pool_real(struct shim_pool *pool)
 {
-	struct wl_proxy *shm = pool->sd ? pool->sd->shm : NULL;
+	struct wl_proxy *shm = pool->sd && pool->sd->wl ?
+		(struct wl_proxy *)vms_wl_shm(pool->sd->wl) : NULL;
 	union wl_argument args[3];
 
 	if (pool->real_pool || !shm)
@@ -606,134 +591,87 @@ static struct wl_proxy *pool_real(struct shim_pool *pool)
 	return pool->real_pool;
 }
 
-struct import {
-	struct wl_buffer *buffer;
-	bool answered;
-};
-
-static void params_created(void *data,
-			   struct zwp_linux_buffer_params_v1 *params,
-			   struct wl_buffer *buffer)
-{
-	struct import *import = data;
-
-	(void)params;
-	import->buffer = buffer;
-	import->answered = true;
-}
-
-static void params_failed(void *data,
-			  struct zwp_linux_buffer_params_v1 *params)
-{
-	struct import *import = data;
-
-	(void)params;
-	import->answered = true;
-}
-
-static const struct zwp_linux_buffer_params_v1_listener params_listener = {
-	.created = params_created,
-	.failed = params_failed,
-};
-
 static uint32_t shm_to_fourcc(uint32_t format)
 {
 	/* The only two wl_shm codes that are not their DRM fourcc. */
 	if (format == WL_SHM_FORMAT_ARGB8888)
-		return FOURCC_ARGB8888;
+		return DRM_FORMAT_ARGB8888;
 	if (format == WL_SHM_FORMAT_XRGB8888)
-		return FOURCC_XRGB8888;
+		return DRM_FORMAT_XRGB8888;
 	return format;
 }
 
-static void fourcc_name(uint32_t fourcc, char name[5])
+static bool format_refused(const struct shim_display *sd, uint32_t fourcc)
 {
-	for (int i = 0; i < 4; i++) {
-		char c = (char)(fourcc >> (8 * i));
-
-		name[i] = c >= ' ' && c <= '~' ? c : '?';
-	}
-	name[4] = '\0';
+	for (size_t i = 0; i < sd->n_refused; i++)
+		if (sd->refused[i] == fourcc)
+			return true;
+	return false;
 }
 
 /*
- * One import of a dma-buf of the buffer's bytes, answered on the private
- * queue; then the wl_buffer goes to the queue the client's pool (and so
- * its buffer) is on.  NULL and *reason set when the buffer must pass
- * through.
+ * One import of a dma-buf of the buffer's bytes, answered on libvmshare's
+ * private queue; then the wl_buffer goes to the queue the client's pool
+ * (and so its buffer) is on.  NULL with @reason set when the buffer must
+ * pass through.
  */
 static struct wl_buffer *pool_import(struct shim_pool *pool, int32_t offset,
 				     int32_t width, int32_t height,
 				     int32_t stride, uint32_t format,
-				     const char **reason)
+				     char reason[REASON_SIZE])
 {
 	struct shim_display *sd = pool->sd;
-	uint32_t fourcc = shm_to_fourcc(format);
-	struct zwp_linux_buffer_params_v1 *params;
-	struct import import = { 0 };
-	struct vms_buffer *export;
-	uint64_t modifier, data_offset = 0;
-	size_t i;
-	char name[5];
+	struct shim_buffer *b;
+	char *name;
+	int err;
 
-	fourcc_name(fourcc, name);
-	for (i = 0; i < sd->n_formats; i++)
-		if (sd->formats[i].fourcc == fourcc)
-			break;
-	if (i == sd->n_formats ||
-	    (!sd->formats[i].linear && !sd->formats[i].implicit)) {
-		*reason = "the format is not offered as a linear dma-buf";
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(reason, REASON_SIZE, "out of memory");
 		return NULL;
 	}
-	if (sd->formats[i].refused) {
-		*reason = "the compositor refused the import";
-		return NULL;
+	*b = (struct shim_buffer){
+		.sd = sd, .len = (size_t)stride * (size_t)height,
+		.width = (uint32_t)width, .height = (uint32_t)height,
+		.stride = (uint32_t)stride, .fourcc = shm_to_fourcc(format),
+	};
+	wl_list_init(&b->link);
+	if (vms_wl_dmabuf_modifier(sd->wl, b->fourcc, &b->modifier, reason,
+				   REASON_SIZE))
+		goto fail;
+	if (format_refused(sd, b->fourcc)) {
+		snprintf(reason, REASON_SIZE, "the compositor refused the import");
+		goto fail;
 	}
-	/*
-	 * The pool is linear.  Weston 10 on a software renderer lists only
-	 * the implicit modifier and takes linear buffers that way.
-	 */
-	modifier = sd->formats[i].linear ? DRM_FORMAT_MOD_LINEAR :
-					   DRM_FORMAT_MOD_INVALID;
-	export = buffer_export(pool, offset, (size_t)stride * (size_t)height,
-			       &data_offset);
-	if (!export) {
+	if (buffer_map(b, pool, offset) < 0 || !(b->export = buffer_export(b))) {
 		shim_log("buffer %dx%d at %d: vmemexp: %s", width, height,
 			 offset, strerror(errno));
-		*reason = "vmemexp refused the buffer's memory";
-		return NULL;
+		snprintf(reason, REASON_SIZE, "vmemexp refused the buffer's memory");
+		goto fail;
 	}
-	params = zwp_linux_dmabuf_v1_create_params(sd->dmabuf);
-	zwp_linux_buffer_params_v1_add_listener(params, &params_listener,
-						&import);
-	zwp_linux_buffer_params_v1_add(params, vms_buffer_fd(export), 0,
-		(uint32_t)data_offset, (uint32_t)stride,
-		(uint32_t)(modifier >> 32), (uint32_t)modifier);
-	zwp_linux_buffer_params_v1_create(params, width, height, fourcc, 0);
-	while (!import.answered)
-		if (wl_display_dispatch_queue(sd->display, sd->queue) < 0)
-			break;
-	zwp_linux_buffer_params_v1_destroy(params);
-	/* The compositor has its own fd of the dma-buf now, or none at all. */
-	vms_buffer_unref(export);
-	if (!import.buffer) {
+	b->proxy = buffer_import(b, b->export, queue_of(pool->proxy));
+	if (!b->proxy) {
+		err = errno;
 		/* Later buffers of this format would fail the same way. */
-		if (import.answered)
-			sd->formats[i].refused = true;
-		*reason = import.answered ? "the compositor refused the import" :
-					    "the connection failed";
-		return NULL;
+		if (err == EINVAL && sd->n_refused < MAX_FORMATS)
+			sd->refused[sd->n_refused++] = b->fourcc;
+		snprintf(reason, REASON_SIZE, "%s", err == EINVAL ?
+			 "the compositor refused the import" :
+			 "the connection failed");
+		goto fail;
 	}
-	/*
-	 * Its version is the params' (3); wl_buffer has had one version
-	 * only, so the client cannot tell.
-	 */
-	wl_proxy_set_queue((struct wl_proxy *)import.buffer,
-			   queue_of(pool->proxy));
+	b->current = b->proxy;
+	wl_list_insert(&shim.buffers, &b->link);
+	name = drmGetFormatName(b->fourcc);
 	shim_log("buffer %dx%d %s stride %d at %d: dma-buf, modifier %s, created",
-		 width, height, name, stride, offset,
-		 modifier == DRM_FORMAT_MOD_LINEAR ? "linear" : "implicit");
-	return import.buffer;
+		 width, height, name ? name : "?", stride, offset,
+		 b->modifier == DRM_FORMAT_MOD_LINEAR ? "linear" : "implicit");
+	free(name);
+	return (struct wl_buffer *)b->proxy;
+
+fail:
+	buffer_free(b);
+	return NULL;
 }
 
 static bool buffer_fits(const struct shim_pool *pool, int32_t offset,
@@ -751,17 +689,19 @@ static struct wl_proxy *pool_create_buffer(struct shim_pool *pool,
 {
 	int32_t offset = args[1].i, width = args[2].i, height = args[3].i;
 	int32_t stride = args[4].i;
-	const char *reason = pool->reason;
 	struct wl_proxy *real_pool;
 	struct wl_buffer *buffer = NULL;
 	struct timespec t0, t1;
+	char reason[REASON_SIZE];
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!reason && !buffer_fits(pool, offset, width, height, stride))
-		reason = "invalid buffer (the compositor will say so)";
-	else if (!reason)
+	snprintf(reason, sizeof(reason), "%s", pool->reason ? pool->reason : "");
+	if (!pool->reason && !buffer_fits(pool, offset, width, height, stride))
+		snprintf(reason, sizeof(reason),
+			 "invalid buffer (the compositor will say so)");
+	else if (!pool->reason)
 		buffer = pool_import(pool, offset, width, height, stride,
-				     args[5].u, &reason);
+				     args[5].u, reason);
 	if (buffer) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		shim.dmabuf_buffers++;
@@ -787,6 +727,83 @@ static void pool_resize(struct shim_pool *pool, union wl_argument *args)
 	/* Nothing is pinned for the pool itself: its buffers pin their bytes. */
 	pool->size = args[0].i;
 	shim_log("pool resized to %d bytes", pool->size);
+}
+
+/* ---- buffers whose pages changed -------------------------------------- */
+
+/*
+ * The compositor released an import of newer pages: for the client that
+ * is its own buffer's release, if that import is still the one attach
+ * sends.  Dispatched on the client buffer's queue, like its own events.
+ */
+static void replacement_release(void *data, struct wl_buffer *buffer)
+{
+	const struct wl_buffer_listener *listener = NULL;
+	struct wl_proxy *proxy = NULL;
+	struct shim_buffer *b;
+	void *user_data = NULL;
+
+	(void)data;
+	pthread_mutex_lock(&shim.lock);
+	b = buffer_find((struct wl_proxy *)buffer);
+	if (b && b->current == (struct wl_proxy *)buffer) {
+		proxy = b->proxy;
+		listener = wl_proxy_get_listener(proxy);
+		user_data = wl_proxy_get_user_data(proxy);
+	}
+	pthread_mutex_unlock(&shim.lock);
+	if (listener && listener->release)
+		listener->release(user_data, (struct wl_buffer *)proxy);
+}
+
+static const struct wl_buffer_listener replacement_listener = {
+	.release = replacement_release,
+};
+
+/*
+ * wl_surface.attach of a buffer the shim exported: the dma-buf the
+ * compositor gets must show the pool's pages under the buffer now.  When
+ * vmemexp says they changed since the export (a hole punched and written
+ * again), the pages are exported and imported again, and the attach sends
+ * that import in the client's buffer's place; its release reaches the
+ * client's listener as the buffer's own.
+ */
+static void attach_current(union wl_argument *args)
+{
+	struct shim_buffer *b = buffer_find((struct wl_proxy *)args[0].o);
+	struct vms_buffer *export;
+	struct wl_proxy *import;
+	union wl_argument none[1] = { { .i = 0 } };
+
+	if (!b || b->proxy != (struct wl_proxy *)args[0].o)
+		return;
+	/* Untracked (an older module): whether they changed is unknowable. */
+	if (!vms_buffer_is_tracked(b->export) ||
+	    vms_buffer_still_shares(b->export)) {
+		args[0].o = (struct wl_object *)b->current;
+		return;
+	}
+	export = buffer_export(b);
+	import = export ? buffer_import(b, export, queue_of(b->proxy)) : NULL;
+	if (!import) {
+		shim_log("buffer %ux%u: its pages changed, but exporting them again failed (%s); the compositor keeps the old ones",
+			 b->width, b->height, strerror(errno));
+		vms_buffer_unref(export);
+		args[0].o = (struct wl_object *)b->current;
+		return;
+	}
+	wl_proxy_add_listener(import, (void (**)(void))&replacement_listener,
+			      NULL);
+	if (b->current != b->proxy)
+		forward(b->current, BUFFER_DESTROY, NULL,
+			wl_proxy_get_version(b->current),
+			WL_MARSHAL_FLAG_DESTROY, none);
+	vms_buffer_unref(b->export);
+	b->export = export;
+	b->current = import;
+	args[0].o = (struct wl_object *)import;
+	shim_log("buffer %ux%u: its pages changed since the export; exported and imported again",
+		 b->width, b->height);
 }
 
 /* ---- the funnel ------------------------------------------------------ */
@@ -848,19 +865,27 @@ static struct wl_proxy *marshal(struct wl_proxy *proxy, uint32_t opcode,
 {
 	struct shim_pool *pool;
 	struct wl_proxy *ret;
-	bool shm, shm_pool;
+	bool shm, shm_pool, attach, buffer_destroy;
 
 	if (shim_depth)
 		return forward(proxy, opcode, interface, version, flags, args);
 	shm = is_class(proxy, "wl_shm");
 	shm_pool = is_class(proxy, "wl_shm_pool");
-	if (!shm && !shm_pool)
+	attach = opcode == SURFACE_ATTACH && is_class(proxy, "wl_surface");
+	buffer_destroy = opcode == BUFFER_DESTROY && is_class(proxy, "wl_buffer");
+	if (!shm && !shm_pool && !attach && !buffer_destroy)
 		return forward(proxy, opcode, interface, version, flags, args);
 
 	pthread_mutex_lock(&shim.lock);
 	shim_depth++;
-	pool = pool_find(proxy);
-	if (pool)
+	pool = shm || shm_pool ? pool_find(proxy) : NULL;
+	if (attach) {
+		attach_current(args);
+		ret = forward(proxy, opcode, interface, version, flags, args);
+	} else if (buffer_destroy) {
+		buffer_forget(proxy);
+		ret = forward(proxy, opcode, interface, version, flags, args);
+	} else if (pool)
 		ret = pool_request(pool, opcode, interface, version, flags,
 				   args);
 	else if (shm && opcode == SHM_CREATE_POOL)
@@ -982,8 +1007,15 @@ SHIM_EXPORT void wl_proxy_destroy(struct wl_proxy *proxy)
 	bool stand_in = false;
 
 	init();
-	if (!shim_depth && (is_class(proxy, "wl_shm") ||
-			    is_class(proxy, "wl_shm_pool"))) {
+	if (!shim_depth && is_class(proxy, "wl_buffer")) {
+		/* Old-style destructors: the destroy request came first. */
+		pthread_mutex_lock(&shim.lock);
+		shim_depth++;
+		buffer_forget(proxy);
+		shim_depth--;
+		pthread_mutex_unlock(&shim.lock);
+	} else if (!shim_depth && (is_class(proxy, "wl_shm") ||
+				   is_class(proxy, "wl_shm_pool"))) {
 		pthread_mutex_lock(&shim.lock);
 		shim_depth++;
 		pool = pool_find(proxy);
@@ -1036,11 +1068,15 @@ SHIM_EXPORT void wl_display_disconnect(struct wl_display *display)
 {
 	struct shim_display *sd;
 	struct shim_pool *pool, *tmp;
+	struct shim_buffer *b, *next;
 
 	init();
 	pthread_mutex_lock(&shim.lock);
 	shim_depth++;
 	sd = display_find(display);
+	wl_list_for_each_safe(b, next, &shim.buffers, link)
+		if (sd && b->sd == sd)
+			buffer_free(b);
 	wl_list_for_each_safe(pool, tmp, &shim.pools, link) {
 		if (pool->sd != sd || !sd)
 			continue;
@@ -1065,7 +1101,7 @@ __attribute__((destructor)) static void shim_summary(void)
 
 	if (!shim.debug)
 		return;
-	for (int i = 0; i < MAX_REASONS && shim.reasons[i].reason; i++) {
+	for (int i = 0; i < MAX_REASONS && shim.reasons[i].reason[0]; i++) {
 		int n = snprintf(reasons + len, sizeof(reasons) - len,
 				 "%s%s: %u", i ? ", " : " (",
 				 shim.reasons[i].reason, shim.reasons[i].count);

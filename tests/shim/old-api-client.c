@@ -8,7 +8,7 @@
  * not: it grows its pool (wl_shm_pool.resize) before creating the buffer
  * in the grown part, and destroys the pool before attaching the buffer.
  *
- *   old-api-client [--release-shm] [--pool-size BYTES]
+ *   old-api-client [--release-shm] [--pool-size BYTES] [--punch-hole]
  *
  * One 64x64 XRGB8888 frame, attached to a role-less surface and
  * committed; exits 0 once the compositor has released it, 1 otherwise.
@@ -23,6 +23,10 @@
  * nr_foll_pin_released) from before the pool to after the buffer:
  *
  *   pinned pages while the buffer lives: N
+ *
+ * --punch-hole frees the frame's pages once the buffer exists
+ * (MADV_REMOVE: a hole in the pool's file) and draws another frame there,
+ * which lands in new pages: the compositor must show that frame.
  */
 #include <stdlib.h>
 #include <stdbool.h>
@@ -41,6 +45,12 @@
 static struct wl_proxy *shm, *compositor;
 static uint32_t shm_version = 1;
 static bool released, release_shm;
+
+static void draw(uint32_t *pixels, uint32_t seed)
+{
+	for (uint32_t i = 0; i < WIDTH * HEIGHT; i++)
+		pixels[i] = 0xff000000u | (i + seed) * 2654435761u >> 8;
+}
 
 static void registry_global(void *data, struct wl_registry *registry,
 			    uint32_t name, const char *interface,
@@ -130,7 +140,7 @@ int main(int argc, char **argv)
 	struct wl_display *display = wl_display_connect(NULL);
 	struct wl_proxy *registry, *pool, *buffer, *surface;
 	size_t pool_size = FRAME;
-	bool report_pins = false;
+	bool report_pins = false, punch_hole = false;
 	long pins_before = 0;
 	uint32_t *pixels;
 	uint8_t *map;
@@ -142,8 +152,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--pool-size") && i + 1 < argc) {
 			pool_size = strtoul(argv[++i], NULL, 0);
 			report_pins = true;
+		} else if (!strcmp(argv[i], "--punch-hole")) {
+			punch_hole = true;
 		} else {
-			fprintf(stderr, "usage: old-api-client [--release-shm] [--pool-size BYTES]\n");
+			fprintf(stderr, "usage: old-api-client [--release-shm] [--pool-size BYTES] [--punch-hole]\n");
 			return 2;
 		}
 	}
@@ -182,8 +194,7 @@ int main(int argc, char **argv)
 	}
 	/* Only the frame, the pool's last FRAME bytes; the rest stays a hole. */
 	pixels = (uint32_t *)(map + pool_size);
-	for (uint32_t i = 0; i < WIDTH * HEIGHT; i++)
-		pixels[i] = 0xff000000u | (i + WIDTH * HEIGHT) * 2654435761u >> 8;
+	draw(pixels, WIDTH * HEIGHT);
 	if (report_pins)
 		pins_before = pins_held();
 
@@ -207,6 +218,14 @@ int main(int argc, char **argv)
 	if (report_pins)
 		printf("pinned pages while the buffer lives: %ld\n",
 		       pins_held() - pins_before);
+	if (punch_hole) {
+		if (madvise(map + pool_size, FRAME, MADV_REMOVE) < 0) {
+			perror("old-api-client: MADV_REMOVE");
+			return 1;
+		}
+		draw(pixels, 7 * WIDTH * HEIGHT);
+		printf("hole punched under the buffer, another frame drawn there\n");
+	}
 	wl_proxy_marshal(pool, WL_SHM_POOL_DESTROY);
 	wl_proxy_destroy(pool);
 	close(fd);
