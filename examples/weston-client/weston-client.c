@@ -14,17 +14,10 @@
  * frame is copied into a wl_shm pool instead, and the client says why.
  *
  *   vmshare-weston-client [--frames N] [--width W] [--height H]
- *                         [--fullscreen] [--no-dmabuf] [--checksums]
- *                         [--still] [--probe] [--stats]
+ *                         [--fullscreen] [--no-dmabuf]
  *
- * --checksums prints one line per committed frame with a checksum of its
- * visible pixels (FNV-1a over width * 4 bytes of each row), for tests.
- * --still shows the first frame of the animation throughout, drawn once
- * into each buffer, so that a screenshot taken at any moment shows known pixels
- * and a benchmark sees what presenting a frame costs without drawing it.  --probe creates the
- * buffers, reports whether the compositor accepted them, and exits without
- * showing them: a check for compositors that accept a dma-buf but crash
- * reading it (see docs/wayland.md).
+ * --frames N stops after N frames (0, the default: until interrupted);
+ * --no-dmabuf takes the wl_shm path even where linux-dmabuf is offered.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <drm_fourcc.h>
 #include <wayland-client.h>
@@ -58,15 +50,13 @@ struct frame {
 
 struct window {
 	struct display *display;
-	/* Process CPU time and wall time at the first commit, for --stats. */
-	struct timespec cpu_start, wall_start;
 	uint32_t width, height, stride;
 	struct wl_surface *surface;
 	struct xdg_surface *xdg_surface;
 	struct xdg_toplevel *xdg_toplevel;
 	struct frame frames[N_FRAMES];
 	struct wl_callback *callback;
-	bool configured, fullscreen, checksums, still, failed;
+	bool configured, fullscreen, failed;
 	bool waiting;	/* every frame is held: draw at the next release */
 	uint32_t committed, wanted;
 };
@@ -88,20 +78,6 @@ static void draw(struct window *window, uint32_t *pixels, uint32_t n)
 				  y * 255 / window->height);
 		}
 	}
-}
-
-static uint64_t checksum(const struct window *window, const uint32_t *pixels)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (uint32_t y = 0; y < window->height; y++) {
-		const uint8_t *row = (const uint8_t *)pixels +
-				     (size_t)y * window->stride;
-
-		for (uint32_t i = 0; i < window->width * 4; i++)
-			h = (h ^ row[i]) * 1099511628211ull;
-	}
-	return h;
 }
 
 static struct frame *free_frame(struct window *window)
@@ -136,9 +112,7 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 		return;
 	}
 
-	/* create_frames() drew the still frame; it is only re-committed. */
-	if (!window->still)
-		draw(window, frame->pixels, window->committed);
+	draw(window, frame->pixels, window->committed);
 	ret = vms_wl_buffer_update(frame->buffer);
 	if (!ret)
 		ret = vms_wl_buffer_attach(frame->buffer, window->surface, 0, 0);
@@ -148,20 +122,12 @@ static void redraw(void *data, struct wl_callback *callback, uint32_t time)
 		running = 0;
 		return;
 	}
-	if (window->checksums)
-		printf("committed %u checksum %016llx\n", window->committed,
-		       (unsigned long long)checksum(window, frame->pixels));
 
 	wl_surface_damage_buffer(window->surface, 0, 0, (int32_t)window->width,
 				 (int32_t)window->height);
 	window->callback = wl_surface_frame(window->surface);
 	wl_callback_add_listener(window->callback, &frame_listener, window);
 	wl_surface_commit(window->surface);
-
-	if (window->committed == 0) {
-		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &window->cpu_start);
-		clock_gettime(CLOCK_MONOTONIC, &window->wall_start);
-	}
 	if (++window->committed == window->wanted)
 		running = 0;
 }
@@ -176,31 +142,6 @@ static void frame_released(void *data, struct vms_wl_buffer *buffer)
 		return;
 	window->waiting = false;
 	redraw(window, NULL, 0);
-}
-
-static double seconds_since(clockid_t clock, const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(clock, &now);
-	return (double)(now.tv_sec - start->tv_sec) +
-	       (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
-/*
- * Steady state only: from the first commit to the last, so creating and
- * drawing the frames at start-up is not in the figures.
- */
-static void print_stats(const struct window *window)
-{
-	double cpu = seconds_since(CLOCK_PROCESS_CPUTIME_ID, &window->cpu_start);
-	double wall = seconds_since(CLOCK_MONOTONIC, &window->wall_start);
-	uint32_t n = window->committed - 1;
-
-	if (window->committed < 2)
-		return;
-	printf("stats: %u frames after the first, %.3f ms CPU per frame, "
-	       "%.1f frames/s\n", n, cpu * 1e3 / n, n / wall);
 }
 
 static void xdg_surface_configure(void *data, struct xdg_surface *surface,
@@ -419,16 +360,11 @@ int main(int argc, char **argv)
 		{ "height", required_argument, NULL, 'h' },
 		{ "fullscreen", no_argument, NULL, 'f' },
 		{ "no-dmabuf", no_argument, NULL, 'D' },
-		{ "checksums", no_argument, NULL, 'c' },
-		{ "still", no_argument, NULL, 's' },
-		{ "probe", no_argument, NULL, 'p' },
-		{ "stats", no_argument, NULL, 'S' },
 		{ 0 },
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	uint32_t width = 256, height = 256, frames = 0, flags = 0;
-	bool fullscreen = false, checksums = false, still = false, probe = false;
-	bool stats = false;
+	bool fullscreen = false;
 	struct display *display;
 	struct window *window;
 	int opt, ret = 0;
@@ -440,14 +376,9 @@ int main(int argc, char **argv)
 		case 'h': height = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'f': fullscreen = true; break;
 		case 'D': flags |= VMS_WL_NO_DMABUF; break;
-		case 'c': checksums = true; break;
-		case 's': still = true; break;
-		case 'p': probe = true; break;
-		case 'S': stats = true; break;
 		default:
 			fprintf(stderr, "usage: %s [--frames N] [--width W] "
-				"[--height H] [--fullscreen] [--no-dmabuf] "
-				"[--checksums] [--still] [--probe] [--stats]\n",
+				"[--height H] [--fullscreen] [--no-dmabuf]\n",
 				argv[0]);
 			return 2;
 		}
@@ -466,19 +397,9 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	window->checksums = checksums;
-	window->still = still;
 	window->wanted = frames;
 	report_path(window);
-	if (probe) {
-		/* A dead connection here means the import killed the compositor. */
-		ret = wl_display_roundtrip(display->display) < 0;
-		printf("probe: %s\n", ret ? "the compositor went away" :
-		       "the compositor kept the buffers; none was shown");
-		running = 0;
-	} else {
-		redraw(window, NULL, 0);
-	}
+	redraw(window, NULL, 0);
 	while (running)
 		if (wl_display_dispatch(display->display) < 0) {
 			fprintf(stderr, "the compositor went away\n");
@@ -486,13 +407,11 @@ int main(int argc, char **argv)
 			break;
 		}
 	/* Let the compositor take the last frame before we go. */
-	if (!ret && !probe)
+	if (!ret)
 		wl_display_roundtrip(display->display);
 	if (window->failed)
 		ret = 1;
 	printf("frames committed: %u\n", window->committed);
-	if (stats)
-		print_stats(window);
 	destroy_window(window);
 	destroy_display(display);
 	return ret;
