@@ -10,15 +10,12 @@
  * our memory.  Where the server, the kernel or the flags rule that out, the
  * pixels travel in PutImage requests instead, and the client says why.
  *
- *   vmshare-x11-client [--frames N] [--width W] [--height H] [--checksums]
- *                      [--no-shm] [--no-module] [--verify]
+ *   vmshare-x11-client [--frames N] [--width W] [--height H]
+ *                      [--no-shm] [--no-module]
  *
- * --frames 0 (the default) runs until interrupted.  --checksums prints a
- * checksum of each frame's pixels (FNV-1a over width * 4 bytes of each
- * row).  --no-shm forces the PutImage fallback, --no-module makes
- * libvmshare act as if vmemexp were missing.  --verify reads the window
- * back after the last frame and compares every pixel with what was drawn:
- * exit status 0 when all match, 1 at the first that does not.
+ * --frames 0 (the default) runs until interrupted.  --no-shm forces the
+ * PutImage fallback, --no-module makes libvmshare act as if vmemexp were
+ * missing.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,7 +30,7 @@
 
 struct options {
 	uint32_t frames, width, height;
-	bool checksums, no_shm, no_module, verify;
+	bool no_shm, no_module;
 };
 
 struct window {
@@ -66,64 +63,6 @@ static void draw(struct window *window, uint32_t n)
 				  (y + n) * 255 / window->height % 256);
 		}
 	}
-}
-
-static uint64_t checksum(const struct window *window)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (uint32_t y = 0; y < window->height; y++) {
-		const uint8_t *row = (const uint8_t *)window->pixels +
-				     (size_t)y * window->stride;
-
-		for (uint32_t i = 0; i < window->width * 4; i++)
-			h = (h ^ row[i]) * 1099511628211ull;
-	}
-	return h;
-}
-
-/* Reads the window back and compares it with the memory, pixel by pixel. */
-static int verify(const struct window *window, uint32_t frame)
-{
-	/* Depth 24 leaves the top byte of each pixel undefined. */
-	uint32_t mask = window->screen->root_depth == 32 ? 0xffffffffu :
-							   0x00ffffffu;
-	xcb_get_image_reply_t *reply;
-	const uint8_t *data;
-
-	reply = xcb_get_image_reply(window->conn,
-		xcb_get_image(window->conn, XCB_IMAGE_FORMAT_Z_PIXMAP,
-			      window->id, 0, 0, (uint16_t)window->width,
-			      (uint16_t)window->height, ~0u), NULL);
-	if (!reply ||
-	    (uint64_t)xcb_get_image_data_length(reply) <
-	    (uint64_t)window->width * 4 * window->height) {
-		fprintf(stderr, "verify: GetImage of the window failed\n");
-		free(reply);
-		return 1;
-	}
-	data = xcb_get_image_data(reply);
-	for (uint32_t y = 0; y < window->height; y++) {
-		const uint32_t *drawn = window->pixels +
-					(size_t)y * window->stride / 4;
-
-		for (uint32_t x = 0; x < window->width; x++) {
-			uint32_t seen;
-
-			memcpy(&seen, data + ((size_t)y * window->width + x) * 4,
-			       sizeof(seen));
-			if ((seen & mask) != (drawn[x] & mask)) {
-				printf("verify: frame %u: pixel (%u,%u) is %08x, drew %08x\n",
-				       frame, x, y, seen & mask, drawn[x] & mask);
-				free(reply);
-				return 1;
-			}
-		}
-	}
-	printf("verify: frame %u: all %ux%u pixels match\n", frame,
-	       window->width, window->height);
-	free(reply);
-	return 0;
 }
 
 /* Maps the window and waits until the server shows it. */
@@ -236,10 +175,8 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{ "frames", required_argument, NULL, 'n' },
 		{ "width", required_argument, NULL, 'w' },
 		{ "height", required_argument, NULL, 'h' },
-		{ "checksums", no_argument, NULL, 'c' },
 		{ "no-shm", no_argument, NULL, 'S' },
 		{ "no-module", no_argument, NULL, 'M' },
-		{ "verify", no_argument, NULL, 'v' },
 		{ 0 },
 	};
 	int c;
@@ -250,14 +187,12 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case 'n': opt->frames = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'w': opt->width = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'h': opt->height = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'c': opt->checksums = true; break;
 		case 'S': opt->no_shm = true; break;
 		case 'M': opt->no_module = true; break;
-		case 'v': opt->verify = true; break;
 		default:
 			fprintf(stderr, "usage: %s [--frames N] [--width W] "
-				"[--height H] [--checksums] [--no-shm] "
-				"[--no-module] [--verify]\n", argv[0]);
+				"[--height H] [--no-shm] [--no-module]\n",
+				argv[0]);
 			return -EINVAL;
 		}
 	}
@@ -311,9 +246,6 @@ int main(int argc, char **argv)
 		xcb_generic_event_t *event;
 
 		draw(&window, n);
-		if (opt.checksums)
-			printf("frame %u checksum %016llx\n", n,
-			       (unsigned long long)checksum(&window));
 		/* Returns once the server has read the frame: safe to redraw. */
 		ret = vms_x11_image_put(window.image, window.id, window.gc, 0, 0);
 		if (ret) {
@@ -327,8 +259,6 @@ int main(int argc, char **argv)
 			nanosleep(&frame_time, NULL);
 	}
 	printf("frames shown: %u\n", n);
-	if (!ret && opt.verify && n)
-		ret = verify(&window, n - 1);
 	destroy_window(&window);
 	return ret ? 1 : 0;
 }

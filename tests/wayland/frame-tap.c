@@ -29,6 +29,8 @@
 
 #include <vmshare.h>
 
+#include "tap.h"
+
 #define MAX_BUFFERS 64
 
 /* What vms_wl_buffer_create() was given, for each buffer it returned. */
@@ -46,49 +48,12 @@ static struct {
 	struct timespec cpu_first, wall_first, cpu_last, wall_last;
 } tap;
 
-static void *real(const char *name)
-{
-	void *fn = dlsym(RTLD_NEXT, name);
-
-	if (!fn) {
-		fprintf(stderr, "frame-tap: %s not found: is the client linked with libvmshare?\n",
-			name);
-		exit(1);
-	}
-	return fn;
-}
-
 __attribute__((constructor)) static void tap_init(void)
 {
-	const char *what = getenv("VMSHARE_FRAME_TAP");
-	char *list = strdup(what ? what : ""), *save = NULL;
+	static const char *const words[] = { "checksums", "stats", "probe", NULL };
+	bool *const flags[] = { &tap.checksums, &tap.stats, &tap.probe };
 
-	for (char *w = strtok_r(list, ",", &save); w;
-	     w = strtok_r(NULL, ",", &save)) {
-		if (!strcmp(w, "checksums"))
-			tap.checksums = true;
-		else if (!strcmp(w, "stats"))
-			tap.stats = true;
-		else if (!strcmp(w, "probe"))
-			tap.probe = true;
-		else
-			fprintf(stderr, "frame-tap: unknown VMSHARE_FRAME_TAP word '%s'\n",
-				w);
-	}
-	free(list);
-}
-
-static uint64_t checksum(const struct tapped_buffer *t)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (uint32_t y = 0; y < t->height; y++) {
-		const uint8_t *row = t->data + (size_t)y * t->stride;
-
-		for (uint32_t i = 0; i < t->width * 4; i++)
-			h = (h ^ row[i]) * 1099511628211ull;
-	}
-	return h;
+	tap_words("VMSHARE_FRAME_TAP", words, flags);
 }
 
 static struct tapped_buffer *find(const struct vms_wl_buffer *buffer)
@@ -103,7 +68,7 @@ struct vms_wl *vms_wl_create(struct vms_context *ctx,
 			     struct wl_display *display, uint32_t flags)
 {
 	struct vms_wl *(*create)(struct vms_context *, struct wl_display *,
-				 uint32_t) = real("vms_wl_create");
+				 uint32_t) = tap_real("vms_wl_create");
 
 	tap.display = display;
 	return create(ctx, display, flags);
@@ -115,7 +80,7 @@ struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl, void *data,
 {
 	struct vms_wl_buffer *(*create)(struct vms_wl *, void *, uint32_t,
 					uint32_t, uint32_t, uint32_t) =
-		real("vms_wl_buffer_create");
+		tap_real("vms_wl_buffer_create");
 	struct vms_wl_buffer *buffer = create(wl, data, width, height, stride,
 					      fourcc);
 	struct tapped_buffer *slot = find(buffer);
@@ -134,7 +99,7 @@ struct vms_wl_buffer *vms_wl_buffer_create(struct vms_wl *wl, void *data,
 static void probe_and_exit(void)
 {
 	int (*roundtrip)(struct wl_display *) =
-		real("wl_display_roundtrip");
+		tap_real("wl_display_roundtrip");
 	bool gone = !tap.display || roundtrip(tap.display) < 0;
 
 	printf("probe: %s\n", gone ? "the compositor went away" :
@@ -147,7 +112,7 @@ int vms_wl_buffer_attach(struct vms_wl_buffer *buffer,
 			 struct wl_surface *surface, int32_t x, int32_t y)
 {
 	int (*attach)(struct vms_wl_buffer *, struct wl_surface *, int32_t,
-		      int32_t) = real("vms_wl_buffer_attach");
+		      int32_t) = tap_real("vms_wl_buffer_attach");
 	const struct tapped_buffer *t = find(buffer);
 	int ret;
 
@@ -158,7 +123,8 @@ int vms_wl_buffer_attach(struct vms_wl_buffer *buffer,
 		return ret;
 	if (tap.checksums && t)
 		printf("committed %u checksum %016llx\n", tap.attached,
-		       (unsigned long long)checksum(t));
+		       (unsigned long long)frame_checksum(t->data, t->width,
+							  t->height, t->stride));
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &tap.cpu_last);
 	clock_gettime(CLOCK_MONOTONIC, &tap.wall_last);
 	if (tap.attached++ == 0) {
