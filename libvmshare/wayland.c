@@ -571,12 +571,12 @@ const char *vms_wl_dmabuf_unusable(const struct vms_wl *wl)
 int vms_wl_dmabuf_modifier(const struct vms_wl *wl, uint32_t fourcc,
 			   uint64_t *modifier, char *reason, size_t size)
 {
-	const char *unusable = dmabuf_unavailable(wl);
+	const char *unavailable = dmabuf_unavailable(wl);
 	const struct dmabuf_format *f;
 	char name[FORMAT_NAME_SIZE];
 
-	if (unusable) {
-		snprintf(reason, size, "%s", unusable);
+	if (unavailable) {
+		snprintf(reason, size, "%s", unavailable);
 		return ENOTSUP;
 	}
 	f = lookup_format(&wl->dmabuf_formats, fourcc);
