@@ -99,7 +99,7 @@
  * 0's.  One frame line per commit that applies a newly attached buffer
  * (to any wl_surface, whether it has a role or not);
  * seq counts them from 0 over all surfaces, like the `committed <n>` lines
- * of vmshare-weston-client --checksums.  format is always the DRM fourcc
+ * the frame tap (tests/wayland/frame-tap.c) prints.  format is the DRM fourcc
  * (wl_shm's codes 0 and 1 are translated).  checksum is FNV-1a 64 (offset
  * basis 1469598103934665603, prime 1099511628211) over the visible bytes of
  * every row of every plane in order: width * 4 bytes per row for the
