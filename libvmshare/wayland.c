@@ -107,9 +107,10 @@ static const struct dmabuf_format *lookup_format(const struct format_set *set,
 static struct dmabuf_format *add_format(struct format_set *set,
 					uint32_t fourcc)
 {
-	for (size_t i = 0; i < set->n_formats; i++)
-		if (set->formats[i].fourcc == fourcc)
-			return &set->formats[i];
+	const struct dmabuf_format *known = lookup_format(set, fourcc);
+
+	if (known)
+		return &set->formats[known - set->formats];
 	if (set->n_formats == MAX_FORMATS)
 		return NULL;
 	set->formats[set->n_formats] = (struct dmabuf_format){ .fourcc = fourcc };
