@@ -145,6 +145,7 @@ void vmemexp_carveout_release(struct vmemexp_buffer *buf);
 
 struct dma_buf *vmemexp_dmabuf_export(struct vmemexp_buffer *buf);
 struct vmemexp_buffer *vmemexp_dmabuf_buffer(struct dma_buf *dmabuf);
+int vmemexp_dmabuf_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma);
 
 struct vmemexp_status_page *vmemexp_status_page_alloc(void);
 void vmemexp_status_page_put(struct vmemexp_status_page *sp);

@@ -90,4 +90,34 @@ static inline int vmemexp_follow_pfn(struct vm_area_struct *vma,
 #endif
 }
 
+/*
+ * Whether the module may write a user page table entry itself:
+ * set_pte_at() is inline on x86 and arm64, but an unexported function on
+ * 32-bit ARM.  Elsewhere entries go through vmf_insert_pfn().
+ */
+#define VMEMEXP_SETS_PTES (IS_ENABLED(CONFIG_X86) || IS_ENABLED(CONFIG_ARM64))
+
+/*
+ * A PMD-level PFN mapping (kernels with huge PFN mappings: 6.12 and later,
+ * where the architecture has them).  6.17 dropped pfn_t for a plain frame
+ * number.
+ */
+#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+#if KERNEL_VERSION(6, 17, 0) <= LINUX_VERSION_CODE
+static inline vm_fault_t vmemexp_insert_pfn_pmd(struct vm_fault *vmf,
+						unsigned long pfn, bool write)
+{
+	return vmf_insert_pfn_pmd(vmf, pfn, write);
+}
+#else
+#include <linux/pfn_t.h>
+
+static inline vm_fault_t vmemexp_insert_pfn_pmd(struct vm_fault *vmf,
+						unsigned long pfn, bool write)
+{
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV), write);
+}
+#endif
+#endif
+
 #endif /* _VMEMEXP_COMPAT_H */

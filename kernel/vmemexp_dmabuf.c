@@ -14,13 +14,6 @@
 #include "vmemexp.h"
 #include "vmemexp_compat.h"
 
-/*
- * How many pages after the faulting one a peer's fault maps at once.  A
- * frame is normally read or written front to back, so this turns one fault
- * per page into one fault per 2 MiB.
- */
-#define VMEMEXP_FAULT_AROUND_PAGES	512
-
 /**
  * struct vmemexp_attachment - one importer's view of a buffer
  * @node: entry in &vmemexp_buffer.attachments
@@ -242,102 +235,6 @@ static void vmemexp_release(struct dma_buf *dmabuf)
 	vmemexp_buffer_release(dmabuf->priv);
 }
 
-/* The run holding page @pgoff of the buffer. */
-static unsigned int vmemexp_find_run(const struct vmemexp_buffer *buf,
-				     pgoff_t pgoff)
-{
-	unsigned int lo = 0, hi = buf->nr_runs, mid;
-
-	while (hi - lo > 1) {
-		mid = lo + (hi - lo) / 2;
-		if (buf->runs[mid].pgoff <= pgoff)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static vm_fault_t vmemexp_vm_fault(struct vm_fault *vmf)
-{
-	struct vm_area_struct *vma = vmf->vma;
-	struct vmemexp_buffer *buf = vma->vm_private_data;
-	unsigned long addr = vmf->address & PAGE_MASK;
-	pgoff_t pgoff = vmf->pgoff, run_end;
-	unsigned int i, run;
-	unsigned long pfn;
-	vm_fault_t ret;
-
-	if (pgoff >= buf->nr_pages)
-		return VM_FAULT_SIGBUS;
-
-	run = vmemexp_find_run(buf, pgoff);
-	run_end = buf->runs[run].pgoff + vmemexp_run_pages(buf, run);
-	pfn = buf->runs[run].pfn + (pgoff - buf->runs[run].pgoff);
-	ret = vmf_insert_pfn(vma, addr, pfn);
-	if (ret & VM_FAULT_ERROR)
-		return ret;
-
-	/* Best effort: a page that cannot be mapped now faults on its own. */
-	for (i = 1; i < VMEMEXP_FAULT_AROUND_PAGES; i++) {
-		addr += PAGE_SIZE;
-		pgoff++;
-		pfn++;
-		if (addr >= vma->vm_end || pgoff >= buf->nr_pages)
-			break;
-		if (pgoff == run_end) {
-			run++;
-			run_end = buf->runs[run].pgoff +
-				  vmemexp_run_pages(buf, run);
-			pfn = buf->runs[run].pfn;
-		}
-		if (vmf_insert_pfn(vma, addr, pfn) & VM_FAULT_ERROR)
-			break;
-	}
-	return ret;
-}
-
-static const struct vm_operations_struct vmemexp_vm_ops = {
-	.fault = vmemexp_vm_fault,
-};
-
-/*
- * Pages reach a peer as PFNs in a VM_PFNMAP mapping: the mm never takes
- * page references or map counts for them, so tearing the mapping down
- * cannot disturb the state of pages that belong to the exporter's
- * anonymous memory or page cache (6.1's udmabuf inserted struct pages and
- * left "Bad page cache" behind).  The pin held by the dma-buf, which the
- * VMA keeps open through vm_file, is what keeps the pages alive.
- */
-static int vmemexp_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
-{
-	struct vmemexp_buffer *buf = dmabuf->priv;
-
-	/* A PFN mapping cannot be copy-on-write. */
-	if (!(vma->vm_flags & VM_MAYSHARE))
-		return -EINVAL;
-	if (vma->vm_pgoff > buf->nr_pages ||
-	    vma_pages(vma) > buf->nr_pages - vma->vm_pgoff)
-		return -EINVAL;
-
-	/*
-	 * The VFS already refuses writable mappings of an O_RDONLY dma-buf
-	 * file, but an importer's dma_buf_mmap() passes its own VMA.
-	 */
-	if (!buf->writable) {
-		if (vma->vm_flags & VM_WRITE)
-			return -EACCES;
-		vm_flags_clear(vma, VM_MAYWRITE);
-	}
-
-	if (buf->carveout && buf->carveout->writecombine)
-		vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
-	vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
-	vma->vm_ops = &vmemexp_vm_ops;
-	vma->vm_private_data = buf;
-	return 0;
-}
-
 /*
  * A kernel mapping is always writable, and importers that take one (V4L2's
  * vmalloc buffers, for one) may write through it without saying so: only
@@ -471,7 +368,7 @@ static const struct dma_buf_ops vmemexp_dmabuf_ops = {
 	.map_dma_buf = vmemexp_map_dma_buf,
 	.unmap_dma_buf = vmemexp_unmap_dma_buf,
 	.release = vmemexp_release,
-	.mmap = vmemexp_mmap,
+	.mmap = vmemexp_dmabuf_mmap,
 	.vmap = vmemexp_vmap,
 	.vunmap = vmemexp_vunmap,
 	.begin_cpu_access = vmemexp_begin_cpu_access,
@@ -488,7 +385,7 @@ static const struct dma_buf_ops vmemexp_dmabuf_ro_ops = {
 	.map_dma_buf = vmemexp_map_dma_buf,
 	.unmap_dma_buf = vmemexp_unmap_dma_buf,
 	.release = vmemexp_release,
-	.mmap = vmemexp_mmap,
+	.mmap = vmemexp_dmabuf_mmap,
 	.begin_cpu_access = vmemexp_begin_cpu_access,
 	.end_cpu_access = vmemexp_end_cpu_access,
 };
