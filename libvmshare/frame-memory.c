@@ -20,6 +20,7 @@ struct vms_frame_block {
 VMS_EXPORT void *vms_frame_alloc(struct vms_context *ctx, size_t size)
 {
 	struct vms_frame_block *block;
+	size_t huge;
 	void *p;
 	int err;
 
@@ -36,14 +37,22 @@ VMS_EXPORT void *vms_frame_alloc(struct vms_context *ctx, size_t size)
 	 * never become heap memory that a peer still holding an export of
 	 * them would see.
 	 */
-	p = mmap(NULL, block->size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = vms_mmap_huge_aligned(block->size, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		err = errno;
 		free(block);
 		errno = err;
 		return NULL;
 	}
+	/*
+	 * Transparent huge pages where whole ones fit: an export of them is
+	 * a run per 2 MiB to pin instead of 512 pages, and a peer maps each
+	 * with one entry.  Advice only: without THP the pages stay small.
+	 */
+	huge = block->size / vms_huge_page_size() * vms_huge_page_size();
+	if (huge)
+		madvise(p, huge, MADV_HUGEPAGE);
 	block->start = (uintptr_t)p;
 	pthread_mutex_lock(&ctx->lock);
 	block->next = ctx->frame_blocks;

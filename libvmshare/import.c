@@ -46,9 +46,11 @@ VMS_EXPORT struct vms_mapping *vms_mapping_create(int fd,
 	map->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (map->fd < 0)
 		goto err_free;
-	map->base = mmap(NULL, frame->size,
-			 PROT_READ | (map->rdonly ? 0 : PROT_WRITE), MAP_SHARED,
-			 map->fd, 0);
+	/* Huge pages of the exporter's then map as huge pages here. */
+	map->base = vms_mmap_huge_aligned(frame->size,
+					  PROT_READ |
+					  (map->rdonly ? 0 : PROT_WRITE),
+					  MAP_SHARED, map->fd, 0);
 	if (map->base == MAP_FAILED)
 		goto err_close;
 	return map;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "vmshare.h"
 
@@ -61,6 +62,14 @@ void vms_log_at(const struct vms_context *ctx, enum vms_log_priority priority,
 /* The page size, and @len rounded up to whole pages (no overflow check). */
 size_t vms_page_size(void);
 size_t vms_round_up_to_pages(size_t len);
+
+/*
+ * The PMD size (2 MiB with 4 KiB pages), and mmap() at an address aligned
+ * to it when @len is at least that large (huge-align.c).
+ */
+size_t vms_huge_page_size(void);
+void *vms_mmap_huge_aligned(size_t len, int prot, int flags, int fd,
+			    off_t offset);
 
 /*
  * Whether [start, end) lies in one block of vms_frame_alloc(): then the

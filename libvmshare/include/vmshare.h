@@ -265,7 +265,10 @@ struct vms_buffer *vms_buffer_alloc(struct vms_context *ctx, size_t size);
  * Allocates memory for frames that vms_buffer_export() shares with no
  * copy and without exposing anything else, whatever @p size is: a
  * mapping of its own, page-aligned, @p size rounded up to whole pages,
- * zero-filled.  A range inside it is exported without
+ * zero-filled.  From 2 MiB (the PMD size) on it starts on a 2 MiB
+ * boundary and asks for transparent huge pages (MADV_HUGEPAGE), so an
+ * export pins a run per huge page and peers map each with one entry.
+ * A range inside it is exported without
  * VMS_EXPORT_EXPOSE_WHOLE_PAGES: the library widens it to the whole
  * pages it touches, which belong to this block alone, so a peer of
  * [p, p + size) sees the frame and the zeroes after it, and a peer of a
@@ -516,7 +519,9 @@ int vms_receiver_read(struct vms_receiver *r, struct vms_frame *frames,
 
 /**
  * Maps a received fd as described by @p frame: read-only when the frame
- * or the fd says so.
+ * or the fd says so.  A frame of 2 MiB or more is mapped at a 2 MiB
+ * boundary, where huge pages of the exporter's memory can be mapped
+ * whole (vmemexp on Linux 6.12 and later).
  *
  * @param fd     borrowed; the mapping keeps its own duplicate
  * @param frame  its description, as vms_recv() checked it

@@ -309,6 +309,48 @@ static void frame_alloc_zero_copy(void)
 }
 
 /*
+ * Frames of 2 MiB and more: the frame memory and a peer's mapping of it
+ * both start on a 2 MiB boundary, so that the THPs of the one become PMD
+ * entries of the other (6.12 and later); with the module a peer's first
+ * read takes one fault per 2 MiB block.
+ */
+static void huge_frames_aligned(void)
+{
+	struct vms_context *c = vms_context_create(0);
+	size_t huge = 2u << 20, len = 4 * huge + 5, page = page_size();
+	struct vms_mapping *map;
+	struct vms_buffer *buf;
+	struct rusage before, after;
+	volatile uint8_t *seen;
+	uint8_t *p;
+
+	VMT_ASSERT(c);
+	p = vms_frame_alloc(c, len);
+	VMT_ASSERT(p);
+	VMT_ASSERT_EQ((uintptr_t)p % huge, 0);
+	vmt_fill(p, len, 0, 3);
+	buf = vms_buffer_export(c, p, len, 0);
+	VMT_ASSERT(buf);
+	map = peer_map(buf, len);
+	seen = vms_mapping_plane(map, 0);
+	VMT_ASSERT_EQ((uintptr_t)seen % huge, 0);
+	VMT_ASSERT_OK(getrusage(RUSAGE_SELF, &before));
+	for (size_t i = 0; i < len; i += page)
+		(void)seen[i];
+	VMT_ASSERT_OK(getrusage(RUSAGE_SELF, &after));
+	vmt_note("path: %s, %ld faults for the peer's first read",
+		 vms_buffer_kind(buf) == VMS_BUFFER_DMABUF ? "vmemexp" : "copy",
+		 after.ru_minflt - before.ru_minflt);
+	if (vms_buffer_kind(buf) == VMS_BUFFER_DMABUF)
+		VMT_ASSERT_EQ(after.ru_minflt - before.ru_minflt, 5);
+	VMT_ASSERT_EQ(vmt_check((const uint8_t *)seen, len, 0, 3), -1);
+	vms_mapping_unref(map);
+	vms_buffer_unref(buf);
+	vms_frame_free(c, p);
+	vms_context_unref(c);
+}
+
+/*
  * Freed frame memory is unmapped: a peer holding its export keeps the
  * frame's pages, and memory allocated later at the same address is
  * exported afresh, never through the old dma-buf.
@@ -1167,6 +1209,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(export_malloc),
 	VMT_TEST(unaligned_export_copies),
 	VMT_TEST(frame_alloc_zero_copy),
+	VMT_TEST(huge_frames_aligned),
 	VMT_TEST(frame_free_keeps_peers_pages),
 	VMT_TEST(frame_memory_lifetime),
 	VMT_TEST(fallback_copy),
