@@ -61,6 +61,9 @@ struct vmemexp_carveout {
  *	merged once at export so unpinning, DMA tables and faults work per
  *	run instead of per page
  * @nr_runs: entries in @runs
+ * @runs_room: entries @runs has room for; it doubles when full, up to
+ *	@runs_max
+ * @runs_max: one run per page of the buffer, the most it can need
  * @nr_pages: pages in the buffer
  * @writable: pinned with FOLL_WRITE; importers may write.
  * @carveout: NULL for pinned user memory; else the declared carve-out all
@@ -86,6 +89,8 @@ struct vmemexp_carveout {
 struct vmemexp_buffer {
 	struct vmemexp_run *runs;
 	unsigned int nr_runs;
+	unsigned int runs_room;
+	unsigned int runs_max;
 	unsigned long nr_pages;
 	bool writable;
 	const struct vmemexp_carveout *carveout;
@@ -129,9 +134,8 @@ static inline bool vmemexp_has_struct_pages(const struct vmemexp_buffer *buf)
 
 struct vmemexp_buffer *vmemexp_buffer_alloc(unsigned long nr_pages,
 					    bool writable);
-void vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned long pfn,
-			   unsigned long nr);
-void vmemexp_buffer_trim(struct vmemexp_buffer *buf);
+int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned long pfn,
+			  unsigned long nr);
 struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 					  unsigned long nr_pages,
 					  bool writable);

@@ -341,13 +341,12 @@ struct vmemexp_buffer *vmemexp_buffer_from_pfnmap(unsigned long start,
 			ret = -EPERM;
 			break;
 		}
-		vmemexp_buffer_append(buf, pfn, 1);
+		ret = vmemexp_buffer_append(buf, pfn, 1);
 	}
 	mmap_read_unlock(mm);
 	if (ret)
 		goto err_release;
 
-	vmemexp_buffer_trim(buf);
 	buf->carveout = co;
 	return buf;
 

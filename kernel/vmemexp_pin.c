@@ -24,12 +24,17 @@
 #include "vmemexp_compat.h"
 
 /*
- * GUP fills one page pointer per page; a page's worth of them is pinned at
- * a time and folded into runs at once, so no per-page array of pointers as
- * large as the export is ever allocated, the mmap lock is dropped between
- * batches, and a fatal signal can interrupt a large export.
+ * GUP fills one page pointer per page; up to 2048 of them (8 MiB of 4 KiB
+ * pages, a 16 KiB array) are pinned at a time and folded into runs at
+ * once, so no per-page array of pointers as large as a large export is
+ * ever allocated, the mmap lock is dropped between batches, and a fatal
+ * signal can interrupt a large export.  A frame of up to 8 MiB is one
+ * batch: each costs a lookup of the VMA and its checks, and a GUP call.
  */
-#define VMEMEXP_PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
+#define VMEMEXP_PIN_BATCH	2048u
+
+/* Runs a new buffer has room for before it grows (8 MiB of THP: 4). */
+#define VMEMEXP_FIRST_RUNS	32u
 
 /* Seals that forbid writing a memfd: a device must not write it either. */
 #define VMEMEXP_WRITE_SEALS	(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
@@ -140,32 +145,65 @@ static int vmemexp_pin_errno(struct vm_area_struct *vma, unsigned long addr,
 	}
 }
 
+/*
+ * Room for one more run: the array doubles, so filling it costs a copy of
+ * each entry at most once on average, and it is never more than twice
+ * the size the buffer needs.
+ */
+static int vmemexp_buffer_grow(struct vmemexp_buffer *buf)
+{
+	unsigned int room = buf->runs_room;
+	struct vmemexp_run *runs;
+
+	if (buf->nr_runs < room)
+		return 0;
+	if (WARN_ON_ONCE(room >= buf->runs_max))
+		return -EINVAL;
+	room = min(room * 2, buf->runs_max);
+	runs = kvmalloc_array(room, sizeof(*runs),
+			      GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!runs)
+		return -ENOMEM;
+	memcpy(runs, buf->runs, buf->nr_runs * sizeof(*runs));
+	kvfree(buf->runs);
+	buf->runs = runs;
+	buf->runs_room = room;
+	return 0;
+}
+
 /**
  * vmemexp_buffer_append - add physically contiguous page frames at the end
  * of a buffer
- * @buf: the buffer, with room for as many runs as it will hold pages
+ * @buf: the buffer
  * @pfn: the first page frame
  * @nr: how many frames follow from @pfn, at least one
  *
  * Extends the last run when @pfn follows it physically, so runs stay as
  * long as the memory is contiguous.
+ *
+ * Return: 0, or -ENOMEM when a new run finds no room.
  */
-void vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned long pfn,
-			   unsigned long nr)
+int vmemexp_buffer_append(struct vmemexp_buffer *buf, unsigned long pfn,
+			  unsigned long nr)
 {
 	struct vmemexp_run *run;
+	int ret;
 
 	if (buf->nr_runs) {
 		run = &buf->runs[buf->nr_runs - 1];
 		if (pfn == run->pfn + (buf->nr_pages - run->pgoff)) {
 			buf->nr_pages += nr;
-			return;
+			return 0;
 		}
 	}
+	ret = vmemexp_buffer_grow(buf);
+	if (ret)
+		return ret;
 	run = &buf->runs[buf->nr_runs++];
 	run->pfn = pfn;
 	run->pgoff = buf->nr_pages;
 	buf->nr_pages += nr;
+	return 0;
 }
 
 /*
@@ -244,7 +282,11 @@ static long vmemexp_pin_batch(struct vmemexp_buffer *buf, struct mm_struct *mm,
 	}
 	for (i = 0; i < ret; i += stretch) {
 		stretch = vmemexp_contiguous(batch + i, ret - i);
-		vmemexp_buffer_append(buf, page_to_pfn(batch[i]), stretch);
+		if (vmemexp_buffer_append(buf, page_to_pfn(batch[i]), stretch)) {
+			/* The pages appended stay pinned: the caller unpins. */
+			unpin_user_pages(batch + i, ret - i);
+			return -ENOMEM;
+		}
 	}
 	return ret;
 }
@@ -257,7 +299,8 @@ static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 	unsigned long addr;
 	long ret = 0;
 
-	batch = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	batch = kmalloc_array(min_t(unsigned long, nr_pages, VMEMEXP_PIN_BATCH),
+			      sizeof(*batch), GFP_KERNEL);
 	if (!batch)
 		return -ENOMEM;
 
@@ -342,10 +385,12 @@ static void vmemexp_uncharge(struct vmemexp_buffer *buf)
  * @nr_pages: pages it will hold, at least one
  * @writable: importers may write
  *
- * The run array is sized for the worst case, one run per page, so filling
- * it never reallocates; vmemexp_buffer_trim() gives back what was not
- * used.  It is a kvmalloc(): one run per page makes a 1 GiB export's array
- * 4 MiB, past what the page allocator should be asked for at once.
+ * The run array starts small and grows as runs are appended: memory of
+ * huge pages needs a run per 2 MiB or fewer, and sizing it for the worst
+ * case, one run per page, cost an export of 8 MiB of THP more than the
+ * rest of its work.  It is a kvmalloc(): one run per page makes a 1 GiB
+ * export's array 4 MiB, past what the page allocator should be asked for
+ * at once.
  *
  * Return: the buffer, or NULL.
  */
@@ -354,10 +399,14 @@ struct vmemexp_buffer *vmemexp_buffer_alloc(unsigned long nr_pages,
 {
 	struct vmemexp_buffer *buf;
 
+	if (WARN_ON_ONCE(!nr_pages || nr_pages > UINT_MAX))
+		return NULL;
 	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
 	if (!buf)
 		return NULL;
-	buf->runs = kvmalloc_array(nr_pages, sizeof(*buf->runs),
+	buf->runs_max = nr_pages;
+	buf->runs_room = min_t(unsigned long, nr_pages, VMEMEXP_FIRST_RUNS);
+	buf->runs = kvmalloc_array(buf->runs_room, sizeof(*buf->runs),
 				   GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!buf->runs) {
 		kfree(buf);
@@ -367,27 +416,6 @@ struct vmemexp_buffer *vmemexp_buffer_alloc(unsigned long nr_pages,
 	mutex_init(&buf->lock);
 	INIT_LIST_HEAD(&buf->attachments);
 	return buf;
-}
-
-/**
- * vmemexp_buffer_trim - shrink the run array of a filled buffer to fit
- * @buf: the buffer
- *
- * Best effort: keeps the large array when no smaller one can be had.
- */
-void vmemexp_buffer_trim(struct vmemexp_buffer *buf)
-{
-	struct vmemexp_run *runs;
-
-	if (buf->nr_runs > buf->nr_pages / 2)
-		return;
-	runs = kvmalloc_array(buf->nr_runs, sizeof(*runs),
-			      GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
-	if (!runs)
-		return;
-	memcpy(runs, buf->runs, buf->nr_runs * sizeof(*runs));
-	kvfree(buf->runs);
-	buf->runs = runs;
 }
 
 static void vmemexp_buffer_free(struct vmemexp_buffer *buf)
@@ -432,7 +460,6 @@ struct vmemexp_buffer *vmemexp_buffer_pin(unsigned long start,
 	if (ret)
 		goto err_uncharge;
 
-	vmemexp_buffer_trim(buf);
 	buf->pinned = true;
 	return buf;
 
