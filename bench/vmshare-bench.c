@@ -8,13 +8,13 @@
  * noisy machine moves both sides alike.  Prints a markdown table and writes
  * it with a data file for the chart into the directory given (default .).
  *
- *   vmshare-bench [--out DIR] [--quick] [--only export|resend|pipeline]
+ *   vmshare-bench [--out DIR] [--quick]
+ *                 [--only export|exporters|resend|pipeline]
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/vmemexp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,86 +24,15 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <drm_fourcc.h>
 #include <vmshare.h>
 
-#define MIB (1ul << 20)
-#define HUGE (2ul << 20)
-#define MAX_REPS 401
+#include "common.h"
 
-enum kind { PAGES_4K, THP, HUGETLB, N_KINDS };
-static const char *const kind_names[] = { "4 KiB pages", "THP", "hugetlb" };
-
-static FILE *table, *data;
+static FILE *data;
 static int dev;
-static bool quick;
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static double cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int compare(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), compare);
-	return v[n / 2];
-}
-
-/* "1/N" when @part is the cheaper, "N×" (more expensive) otherwise. */
-static const char *ratio(double part, double whole)
-{
-	static char text[4][32];
-	static int next;
-	char *t = text[next++ % 4];
-
-	if (part <= whole)
-		snprintf(t, sizeof(text[0]), "1/%.0f", whole / part);
-	else
-		snprintf(t, sizeof(text[0]), "%.1f×", part / whole);
-	return t;
-}
-
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	va_start(ap, fmt);
-	vfprintf(table, fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-}
-
-static int reps_for(size_t size)
-{
-	int reps = size <= MIB ? 201 : size <= 8 * MIB ? 31 : size <= 32 * MIB ? 11 : 5;
-
-	return quick ? reps / 4 + 3 : reps;
-}
 
 /* Source memory of one kind, faulted in. */
 static void *source_memory(enum kind kind, size_t size)
@@ -348,10 +277,12 @@ static void resend_rows(void)
  * the ways taking turns frame by frame.  The consumer reads one byte per
  * page of every frame, as a compositor sampling it would at least.
  */
-enum way { COPY_PER_FRAME, EXPORT_PER_FRAME, EXPORT_ONCE, N_WAYS };
+enum way {
+	COPY_PER_FRAME, EXPORT_PER_FRAME, EXPORT_ONCE, UDMABUF_PER_FRAME, N_WAYS
+};
 static const char *const way_names[] = {
 	"copy into a memfd pool per frame", "export per frame",
-	"export once, re-send",
+	"export once, re-send", "udmabuf of a memfd per frame",
 };
 
 static int consume(int sock)
@@ -392,11 +323,17 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 	struct vms_context *ctx = vms_context_create(VMS_CONTEXT_REQUIRE_MODULE);
 	struct vms_buffer *once = NULL, *pool = NULL;
 	uint8_t *pixels = source_memory(THP, size);
-	int socks[N_WAYS], pids[N_WAYS];
+	int socks[N_WAYS], pids[N_WAYS], udmabuf_err = 0;
+	struct memfd_source memfd_pixels;
 	struct vms_frame frame;
 
 	if (!ctx || !pixels) {
 		out("(pipeline rows skipped: %s)\n", strerror(errno));
+		return;
+	}
+	/* udmabuf takes only a memfd: its way draws into one (THP). */
+	if (!memfd_source_open(&memfd_pixels, THP, size)) {
+		out("(pipeline rows skipped: memfd: %s)\n", strerror(errno));
 		return;
 	}
 	for (int w = 0; w < N_WAYS; w++) {
@@ -427,7 +364,32 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 			struct vms_buffer *buf = w == COPY_PER_FRAME ? pool :
 						 w == EXPORT_ONCE ? once : NULL;
 			char ack;
+			int fd;
 
+			if (w == UDMABUF_PER_FRAME) {
+				if (udmabuf_err)
+					continue;
+				memfd_pixels.map[f * 4096 % size] = (uint8_t)f;
+				fd = udmabuf_create(memfd_pixels.memfd, size);
+				if (fd < 0) {
+					udmabuf_err = errno;
+					continue;
+				}
+				frame = (struct vms_frame){
+					.size = size, .width = width,
+					.height = height,
+					.fourcc = DRM_FORMAT_XRGB8888,
+					.n_planes = 1, .strides = { stride },
+					.tag = 200u + (unsigned)f,
+				};
+				if (vms_send(socks[w], &frame, &fd, 1) ||
+				    recv(socks[w], &ack, 1, 0) != 1)
+					return;
+				close(fd);
+				wall[w][f] = now_ns() - t0;
+				cpu[w][f] = cpu_ns() - c0;
+				continue;
+			}
 			pixels[f * 4096 % size] = (uint8_t)f;	/* the frame changed */
 			if (w == COPY_PER_FRAME)
 				memcpy(vms_buffer_data(pool), pixels, size);
@@ -450,8 +412,15 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 	    width, height, frames);
 	out("|---|---|---|---|\n");
 	for (int w = 0; w < N_WAYS; w++) {
-		double wm = median(wall[w], frames), cm = median(cpu[w], frames);
+		double wm, cm;
 
+		if (w == UDMABUF_PER_FRAME && udmabuf_err) {
+			out("| %s | n/a (%s) | | |\n", way_names[w],
+			    strerror(udmabuf_err));
+			continue;
+		}
+		wm = median(wall[w], frames);
+		cm = median(cpu[w], frames);
 		out("| %s | %.1f | %.2f ms | %.2f ms |\n", way_names[w], 1e9 / wm,
 		    cm / 1e6, wm / 1e6);
 	}
@@ -462,6 +431,7 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 	vms_buffer_unref(once);
 	vms_buffer_unref(pool);
 	vms_context_unref(ctx);
+	memfd_source_close(&memfd_pixels);
 	munmap(pixels, size);
 }
 
@@ -522,12 +492,16 @@ int main(int argc, char **argv)
 	for (int k = 0; k < N_KINDS && (!*only || !strcmp(only, "export")); k++)
 		for (size_t s = 0; s < sizeof(sizes) / sizeof(*sizes); s++)
 			export_row((enum kind)k, sizes[s]);
+	shmem_thp_advise(true);
+	if (!*only || !strcmp(only, "exporters"))
+		exporter_rows();
 	if (!*only || !strcmp(only, "resend"))
 		resend_rows();
 	if (!*only || !strcmp(only, "pipeline")) {
 		pipeline_rows(1920, 1080, quick ? 8 : 30);
 		pipeline_rows(3840, 2160, quick ? 4 : 12);
 	}
+	shmem_thp_advise(false);
 	fclose(data);
 	fclose(table);
 	return 0;
