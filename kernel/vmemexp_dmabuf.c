@@ -242,6 +242,25 @@ static void vmemexp_release(struct dma_buf *dmabuf)
  * (vmemexp_dmabuf_ro_ops): a .vmap that fails makes 6.1's dma_buf_vmap()
  * warn, while a missing one is a plain -EINVAL for the importer.
  */
+/*
+ * A buffer of one run in the kernel's linear map (a huge page, any
+ * physically contiguous export outside highmem) is mapped there already,
+ * with the attributes a vmap() would give it: its kernel mapping costs
+ * nothing.  Write-combined carve-outs need a mapping of their own.
+ */
+static void *vmemexp_linear_address(const struct vmemexp_buffer *buf)
+{
+	unsigned long pfn = buf->runs[0].pfn;
+
+	if (buf->nr_runs != 1 || !vmemexp_page_based(buf) ||
+	    (buf->carveout && buf->carveout->writecombine))
+		return NULL;
+	if (PageHighMem(pfn_to_page(pfn)) ||
+	    PageHighMem(pfn_to_page(pfn + buf->nr_pages - 1)))
+		return NULL;
+	return page_address(pfn_to_page(pfn));
+}
+
 static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct vmemexp_buffer *buf = dmabuf->priv;
@@ -251,6 +270,9 @@ static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	unsigned int i;
 	void *vaddr;
 
+	vaddr = vmemexp_linear_address(buf);
+	if (vaddr)
+		goto mapped;
 	if (buf->carveout && buf->carveout->writecombine)
 		prot = pgprot_writecombine(prot);
 
@@ -284,6 +306,7 @@ static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	if (!vaddr)
 		return -ENOMEM;
 
+mapped:
 	mutex_lock(&buf->lock);
 	buf->vaddr = vaddr;
 	mutex_unlock(&buf->lock);
@@ -300,7 +323,9 @@ static void vmemexp_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	buf->vaddr = NULL;
 	mutex_unlock(&buf->lock);
 
-	vunmap(map->vaddr);
+	/* Nothing to undo for an address in the linear map. */
+	if (is_vmalloc_addr(map->vaddr))
+		vunmap(map->vaddr);
 }
 
 /*

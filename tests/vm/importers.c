@@ -508,6 +508,15 @@ static void vivid_dmaheap(void)
 }
 
 /*
+ * One run of pages outside highmem: videobuf2's vmalloc allocator writes
+ * through vmemexp's kernel mapping of it, which is the linear map's.
+ */
+static void vivid_vmemexp_hugetlb(void)
+{
+	vivid_capture(VMEMEXP_HUGETLB);
+}
+
+/*
  * With vivid's allocators=1, videobuf2's dma-contig allocator maps the
  * dma-buf for its device and needs one contiguous DMA range: a hugetlb
  * page is one, and the driver captures into it.
@@ -559,6 +568,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(vgem_udmabuf),
 	VMT_TEST(vgem_dmaheap),
 	VMT_TEST(vivid_vmemexp),
+	VMT_TEST(vivid_vmemexp_hugetlb),
 	VMT_TEST(vivid_vmemexp_rdonly_refused),
 	VMT_TEST(vivid_udmabuf),
 	VMT_TEST(vivid_dmaheap),
