@@ -236,13 +236,6 @@ static void vmemexp_release(struct dma_buf *dmabuf)
 }
 
 /*
- * A kernel mapping is always writable, and importers that take one (V4L2's
- * vmalloc buffers, for one) may write through it without saying so: only
- * writable exports get one.  Read-only exports have no .vmap at all
- * (vmemexp_dmabuf_ro_ops): a .vmap that fails makes 6.1's dma_buf_vmap()
- * warn, while a missing one is a plain -EINVAL for the importer.
- */
-/*
  * A buffer of one run in the kernel's linear map (a huge page, any
  * physically contiguous export outside highmem) is mapped there already,
  * with the attributes a vmap() would give it: its kernel mapping costs
@@ -261,6 +254,13 @@ static void *vmemexp_linear_address(const struct vmemexp_buffer *buf)
 	return page_address(pfn_to_page(pfn));
 }
 
+/*
+ * A kernel mapping is always writable, and importers that take one (V4L2's
+ * vmalloc buffers, for one) may write through it without saying so: only
+ * writable exports get one.  Read-only exports have no .vmap at all
+ * (vmemexp_dmabuf_ro_ops): a .vmap that fails makes 6.1's dma_buf_vmap()
+ * warn, while a missing one is a plain -EINVAL for the importer.
+ */
 static int vmemexp_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct vmemexp_buffer *buf = dmabuf->priv;

@@ -153,10 +153,10 @@ static vm_fault_t vmemexp_fault(struct vm_fault *vmf)
 /*
  * One PMD entry for the block around the fault where the block lies
  * whole in the VMA and the buffer, on one run, at a PMD-aligned frame: a
- * 2 MiB transparent huge page or hugetlb page exported by a peer whose
- * mapping is 2 MiB-aligned too (libvmshare's mappings are).  Anything
- * else falls back to vmemexp_fault().  Kernels before 6.12 never call
- * this for a VM_PFNMAP mapping: they have no huge PFN mappings.
+ * 2 MiB transparent huge page or hugetlb page of the exporter, mapped by
+ * a peer at a 2 MiB-aligned address (libvmshare's mappings are).
+ * Anything else falls back to vmemexp_fault().  Kernels before 6.12 never
+ * call this for a VM_PFNMAP mapping: they have no huge PFN mappings.
  */
 static vm_fault_t vmemexp_huge_fault(struct vm_fault *vmf, unsigned int order)
 {
