@@ -46,27 +46,28 @@ void *vms_mmap_huge_aligned(size_t len, int prot, int flags, int fd,
 			    off_t offset)
 {
 	size_t huge = vms_huge_page_size(), pages = vms_round_up_to_pages(len);
-	uintptr_t start, aligned;
+	uintptr_t aligned;
 	void *reserved, *p;
-	int err;
 
 	if (len < huge || pages > SIZE_MAX - huge)
 		return mmap(NULL, len, prot, flags, fd, offset);
+	/*
+	 * Where the kernel has room for the length plus a huge page, an
+	 * aligned start exists.  The range is given back before the real
+	 * mapping is made with MAP_FIXED_NOREPLACE, which fails (EEXIST)
+	 * rather than replace a mapping another thread made there in
+	 * between: a MAP_FIXED over the reservation would, on failure,
+	 * leave a hole whose cleanup could unmap someone else's memory.
+	 */
 	reserved = mmap(NULL, pages + huge, PROT_NONE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (reserved == MAP_FAILED)
 		return mmap(NULL, len, prot, flags, fd, offset);
-	start = (uintptr_t)reserved;
-	aligned = (start + huge - 1) & ~(uintptr_t)(huge - 1);
-	p = mmap((void *)aligned, len, prot, flags | MAP_FIXED, fd, offset);
-	if (p == MAP_FAILED) {
-		err = errno;
-		munmap(reserved, pages + huge);
-		errno = err;
-		return MAP_FAILED;
-	}
-	if (aligned > start)
-		munmap(reserved, aligned - start);
-	munmap((void *)(aligned + pages), start + huge - aligned);
+	aligned = ((uintptr_t)reserved + huge - 1) & ~(uintptr_t)(huge - 1);
+	munmap(reserved, pages + huge);
+	p = mmap((void *)aligned, len, prot, flags | MAP_FIXED_NOREPLACE, fd,
+		 offset);
+	if (p == MAP_FAILED && errno == EEXIST)
+		return mmap(NULL, len, prot, flags, fd, offset);
 	return p;
 }
