@@ -383,8 +383,10 @@ static void pipeline_rows(uint32_t width, uint32_t height, int frames)
 					.tag = 200u + (unsigned)f,
 				};
 				if (vms_send(socks[w], &frame, &fd, 1) ||
-				    recv(socks[w], &ack, 1, 0) != 1)
+				    recv(socks[w], &ack, 1, 0) != 1) {
+					close(fd);
 					return;
+				}
 				close(fd);
 				wall[w][f] = now_ns() - t0;
 				cpu[w][f] = cpu_ns() - c0;
