@@ -66,8 +66,7 @@ static uint8_t *map_aligned(size_t len, int prot, int flags, int fd)
 	return p;
 }
 
-bool memfd_source_open(struct memfd_source *s, enum kind kind,
-			      size_t size)
+bool memfd_source_open(struct memfd_source *s, enum kind kind, size_t size)
 {
 	unsigned int flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
 
