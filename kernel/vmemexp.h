@@ -76,6 +76,8 @@ struct vmemexp_carveout {
  * @track: with VMEMEXP_EXPORT_TRACK, whether the exporter's range still
  *	shows these pages; else NULL
  * @pinned: @runs hold pins of user pages, to be unpinned at release
+ * @folio_pins: those pins are one per folio (memfd_pin_folios()), not one
+ *	per page (GUP)
  * @charged: pages charged to @charged_cred's user and to @mm's pinned_vm
  * @charged_cred: the exporter's credentials, whose user is charged in
  *	locked_vm against RLIMIT_MEMLOCK; NULL for a caller with
@@ -98,6 +100,7 @@ struct vmemexp_buffer {
 	unsigned int nr_owner_files;
 	struct vmemexp_track *track;
 	bool pinned;
+	bool folio_pins;
 	unsigned long charged;
 	const struct cred *charged_cred;
 	struct mm_struct *mm;

@@ -90,6 +90,10 @@ static inline int vmemexp_follow_pfn(struct vm_area_struct *vma,
 #endif
 }
 
+/* 6.11 added memfd_pin_folios() (for udmabuf) and unpin_folio(). */
+#define VMEMEXP_HAVE_MEMFD_PIN_FOLIOS \
+	(KERNEL_VERSION(6, 11, 0) <= LINUX_VERSION_CODE)
+
 /*
  * Whether the module may write a user page table entry itself:
  * set_pte_at() is inline on x86 and arm64, but an unexported function on

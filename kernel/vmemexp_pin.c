@@ -18,6 +18,7 @@
 #include <linux/sched/signal.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/userfaultfd_k.h>
 #include <uapi/linux/fcntl.h>
 
 #include "vmemexp.h"
@@ -223,14 +224,53 @@ static unsigned int vmemexp_contiguous(struct page **pages, unsigned int nr)
 	return i;
 }
 
+#if VMEMEXP_HAVE_MEMFD_PIN_FOLIOS
+/*
+ * Pins of memfd_pin_folios() are one per folio, whatever number of its
+ * pages the buffer holds: each folio of each run is let go once.
+ */
+static void vmemexp_unpin_folios(struct vmemexp_buffer *buf, bool dirty)
+{
+	unsigned long pfn, left, n;
+	struct folio *folio;
+	struct page *page;
+	unsigned int i;
+
+	for (i = 0; i < buf->nr_runs; i++) {
+		pfn = buf->runs[i].pfn;
+		for (left = vmemexp_run_pages(buf, i); left; left -= n) {
+			page = pfn_to_page(pfn);
+			folio = page_folio(page);
+			n = min_t(unsigned long, left,
+				  folio_nr_pages(folio) -
+				  folio_page_idx(folio, page));
+			if (dirty && !folio_test_dirty(folio)) {
+				folio_lock(folio);
+				folio_mark_dirty(folio);
+				folio_unlock(folio);
+			}
+			unpin_folio(folio);
+			pfn += n;
+		}
+	}
+}
+#else
+static void vmemexp_unpin_folios(struct vmemexp_buffer *buf, bool dirty)
+{
+}
+#endif
+
 static void vmemexp_unpin_runs(struct vmemexp_buffer *buf, bool dirty)
 {
 	unsigned int i;
 
-	for (i = 0; i < buf->nr_runs; i++)
-		unpin_user_page_range_dirty_lock(pfn_to_page(buf->runs[i].pfn),
-						 vmemexp_run_pages(buf, i),
-						 dirty);
+	if (buf->folio_pins)
+		vmemexp_unpin_folios(buf, dirty);
+	else
+		for (i = 0; i < buf->nr_runs; i++)
+			unpin_user_page_range_dirty_lock(pfn_to_page(buf->runs[i].pfn),
+							 vmemexp_run_pages(buf, i),
+							 dirty);
 	buf->nr_runs = 0;
 	buf->nr_pages = 0;
 }
@@ -291,13 +331,116 @@ static long vmemexp_pin_batch(struct vmemexp_buffer *buf, struct mm_struct *mm,
 	return ret;
 }
 
+#if VMEMEXP_HAVE_MEMFD_PIN_FOLIOS
+/*
+ * A shared mapping of a memfd, tmpfs or hugetlbfs file shows the file's
+ * own folios at the offsets it maps, so they can be pinned by offset:
+ * memfd_pin_folios() takes one pin per folio, where GUP lists and pins
+ * each 4 KiB page of a huge one (udmabuf pins memfds this way).  Used for
+ * an export that lies whole in one such VMA, inside the file, with no
+ * userfaultfd watching it (a pin by offset would fill holes behind its
+ * back): the buffer then holds pins of one kind only (buf->folio_pins).
+ * Called with the mmap lock held; returns the VMA, or NULL for GUP.
+ */
+static struct vm_area_struct *vmemexp_file_vma(struct vmemexp_buffer *buf,
+					       struct mm_struct *mm,
+					       unsigned long start,
+					       unsigned long nr_pages)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, start);
+	loff_t end;
+
+	if (!vma || !(vma->vm_flags & VM_SHARED) || !vma->vm_file ||
+	    !vmemexp_memory_file(vma->vm_file) || userfaultfd_armed(vma) ||
+	    nr_pages > (vma->vm_end - start) >> PAGE_SHIFT ||
+	    vmemexp_vma_exportable(vma, buf->writable))
+		return NULL;
+	end = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + (start - vma->vm_start) +
+	      ((loff_t)nr_pages << PAGE_SHIFT);
+	if (end > i_size_read(file_inode(vma->vm_file)))
+		return NULL;
+	return vma;
+}
+
+/*
+ * Pins [start, start + nr_pages) of @vma's file by offset, a batch of
+ * folios at a time.  A batch ends with a whole folio (but for the last
+ * of the buffer), so the next one starts on a folio boundary and no folio
+ * is pinned twice.
+ */
+static int vmemexp_pin_file(struct vmemexp_buffer *buf,
+			    struct vm_area_struct *vma, unsigned long start,
+			    unsigned long nr_pages)
+{
+	loff_t pos = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) +
+		     (start - vma->vm_start);
+	loff_t end = pos + ((loff_t)nr_pages << PAGE_SHIFT);
+	unsigned long first, count;
+	struct folio **folios;
+	pgoff_t offset;
+	long n, i;
+	int ret = 0;
+
+	folios = kmalloc_array(min_t(unsigned long, nr_pages,
+				     VMEMEXP_PIN_BATCH),
+			       sizeof(*folios), GFP_KERNEL);
+	if (!folios)
+		return -ENOMEM;
+	while (pos < end) {
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		n = memfd_pin_folios(vma->vm_file, pos, end - 1, folios,
+				     min_t(unsigned long, nr_pages,
+					   VMEMEXP_PIN_BATCH), &offset);
+		if (n <= 0) {
+			ret = n ? n : -EFAULT;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			first = i ? 0 : offset >> PAGE_SHIFT;
+			count = min_t(unsigned long,
+				      folio_nr_pages(folios[i]) - first,
+				      (end - pos) >> PAGE_SHIFT);
+			if (vmemexp_buffer_append(buf, folio_pfn(folios[i]) +
+						  first, count)) {
+				unpin_folios(folios + i, n - i);
+				ret = -ENOMEM;
+				goto out;
+			}
+			pos += (loff_t)count << PAGE_SHIFT;
+		}
+	}
+out:
+	kfree(folios);
+	return ret;
+}
+#endif
+
 static int vmemexp_pin_runs(struct vmemexp_buffer *buf, unsigned long start,
 			    unsigned long nr_pages)
 {
 	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma __maybe_unused;
 	struct page **batch;
 	unsigned long addr;
 	long ret = 0;
+
+#if VMEMEXP_HAVE_MEMFD_PIN_FOLIOS
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	vma = vmemexp_file_vma(buf, mm, start, nr_pages);
+	if (vma) {
+		buf->folio_pins = true;
+		ret = vmemexp_pin_file(buf, vma, start, nr_pages);
+		mmap_read_unlock(mm);
+		if (ret)
+			vmemexp_unpin_runs(buf, false);
+		return ret;
+	}
+	mmap_read_unlock(mm);
+#endif
 
 	batch = kmalloc_array(min_t(unsigned long, nr_pages, VMEMEXP_PIN_BATCH),
 			      sizeof(*batch), GFP_KERNEL);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 
 #include "vmx.h"
@@ -305,6 +306,66 @@ static void hugetlb(void)
 	munmap(p, len);
 }
 
+/* Whether this kernel has memfd_pin_folios() (6.11 and later). */
+static bool kernel_pins_folios(void)
+{
+	struct utsname u;
+	int major, minor;
+
+	VMT_ASSERT_OK(uname(&u));
+	VMT_ASSERT_EQ(sscanf(u.release, "%d.%d", &major, &minor), 2);
+	return major > 6 || (major == 6 && minor >= 11);
+}
+
+/*
+ * A shared mapping of a hugetlb memfd is pinned by its folios from 6.11
+ * on (memfd_pin_folios(), as udmabuf does: one pin per 2 MiB folio), by
+ * GUP before (one pin per page): the pins an export holds show which.  A
+ * range starting and ending inside folios is pinned by the four folios it
+ * touches, reaches a peer whole, and lets all four go at release.
+ */
+static void memfd_pinned_by_folio(void)
+{
+	size_t len = 8 << 20, start = 3 * PAGE + 5, part = len - 7 * PAGE - start;
+	bool folios = kernel_pins_folios();
+	struct vmemexp_export e;
+	long long before;
+	int memfd, dev;
+	FILE *f;
+	uint8_t *p;
+
+	f = fopen("/proc/sys/vm/nr_hugepages", "w");
+	if (f) {
+		fprintf(f, "16\n");
+		fclose(f);
+	}
+	memfd = memfd_create("export-share", MFD_CLOEXEC | MFD_HUGETLB);
+	if (memfd < 0 || ftruncate(memfd, (off_t)len) < 0)
+		vmt_skip("no hugetlb memfd: %s", vmt_errname(errno));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	VMT_ASSERT(p != MAP_FAILED);
+	memset(p, 1, len);
+	dev = vmx_open();
+
+	before = vmt_pins_outstanding();
+	vmx_export_ok(dev, p, len, 0, &e);
+	VMT_ASSERT_EQ(vmt_pins_outstanding() - before,
+		      folios ? len / HUGE : len / PAGE);
+	close(e.fd);
+	vmx_export_ok(dev, p + start, part, 0, &e);
+	vmt_note("%zu bytes from a folio's page 3: %lld pins", part,
+		 vmt_pins_outstanding() - before);
+	VMT_ASSERT_EQ(vmt_pins_outstanding() - before,
+		      folios ? 4 : (long long)((start + part + PAGE - 1) / PAGE - 3));
+	close(e.fd);
+	VMT_ASSERT_EQ(vmt_pins_outstanding(), before);
+	close(dev);
+	roundtrip(p + start, part, 0);
+	roundtrip(p + start, part, VMEMEXP_EXPORT_RDONLY);
+	munmap(p, len);
+	close(memfd);
+}
+
 /*
  * Memory never written before the export: the pinned pages must be the
  * ones the exporter writes into afterwards, not the shared zero page.
@@ -568,6 +629,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(thp),
 	VMT_TEST(thp_out_of_order),
 	VMT_TEST(hugetlb),
+	VMT_TEST(memfd_pinned_by_folio),
 	VMT_TEST(untouched_memory),
 	VMT_TEST(readonly_file),
 	VMT_TEST(several_vmas),
