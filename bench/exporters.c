@@ -176,7 +176,7 @@ static double peer_first_touch_ns(int fd, size_t size)
  * whole size, finds cold caches (and under TCG a cold software TLB): a
  * rotation (x + i) % 3 put vmemexp there in two repetitions of three and
  * udmabuf never, which made vmemexp's export of 8 MiB of THP look 1.6
- * times udmabuf's; in every order in turn it costs less.
+ * times udmabuf's; in every order in turn the two cost about the same.
  */
 #define N_ORDERS 6
 static const uint8_t orders[N_ORDERS][N_EXPORTERS] = {
