@@ -115,6 +115,26 @@ static bool vmemexp_private_page_ok(struct page *page)
 }
 
 /*
+ * Why GUP could not fault in the shmem page at @pos, which is inside the
+ * file now: either shmem cannot allocate it (tmpfs full, memory accounting
+ * refused), which it says again, or the file was shorter when GUP faulted
+ * (truncated and grown again meanwhile), a hole like any other.
+ */
+static int vmemexp_shmem_errno(struct file *file, loff_t pos)
+{
+	struct address_space *mapping = file->f_mapping;
+	struct page *page;
+
+	page = shmem_read_mapping_page_gfp(mapping, pos >> PAGE_SHIFT,
+					   mapping_gfp_mask(mapping));
+	if (IS_ERR(page))
+		return PTR_ERR(page) == -ENOSPC || PTR_ERR(page) == -ENOMEM ?
+		       PTR_ERR(page) : -EFAULT;
+	put_page(page);
+	return -EFAULT;
+}
+
+/*
  * GUP reports most failures as -EFAULT.  Under the same lock, the VMA
  * tells which: past the end of the file is a hole, but inside a shmem or
  * hugetlbfs file the page could not be allocated (tmpfs full, an empty
@@ -134,7 +154,9 @@ static int vmemexp_pin_errno(struct vm_area_struct *vma, unsigned long addr,
 		      (addr - vma->vm_start);
 		if (pos >= i_size_read(file_inode(file)))
 			return -EFAULT;
-		return vmemexp_hugetlbfs_file(file) ? -ENOMEM : -ENOSPC;
+		if (vmemexp_hugetlbfs_file(file))
+			return -ENOMEM;
+		return vmemexp_shmem_errno(file, pos);
 	case -EOPNOTSUPP:
 		/* File system DAX: no long-term pins of its pages at all. */
 		return -EACCES;
@@ -394,8 +416,18 @@ static int vmemexp_pin_file(struct vmemexp_buffer *buf,
 		n = memfd_pin_folios(vma->vm_file, pos, end - 1, folios,
 				     min_t(unsigned long, nr_pages,
 					   VMEMEXP_PIN_BATCH), &offset);
-		if (n <= 0) {
-			ret = n ? n : -EFAULT;
+		/*
+		 * The file shrank after vmemexp_file_vma() checked its size
+		 * (every other argument was checked there): memfd_pin_folios()
+		 * says EINVAL of a range past the end, GUP's EFAULT of the
+		 * same range is what the exporter gets for it otherwise.
+		 */
+		if (n == -EINVAL || n == 0) {
+			ret = -EFAULT;
+			break;
+		}
+		if (n < 0) {
+			ret = n;
 			break;
 		}
 		for (i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
  * VMAs, after the exporter exits, and across fork.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -564,6 +565,62 @@ static void survives_truncate_and_punch_hole(void)
 	close(dev);
 }
 
+/*
+ * A memfd shrunk by its last pages and grown back again and again while
+ * its whole mapping is exported: each export pins all of it or fails
+ * with EFAULT, what a range past the end of a file gets, and none leaves
+ * a pin behind.  32 MiB of 4 KiB pages takes several pin batches, so the
+ * file shrinks while the first batches are pinned as well as before; it
+ * stays whole for 2 ms at a time, so that some exports get all of it.
+ */
+static void export_races_truncate(void)
+{
+	size_t len = 32 << 20;
+	int memfd = memfd_create("export_share", MFD_CLOEXEC);
+	int dev = vmx_open(), exported = 0, refused = 0, i;
+	struct vmemexp_export e;
+	long long before;
+	uint8_t *p;
+	pid_t pid;
+
+	VMT_ASSERT_OK(memfd);
+	VMT_ASSERT_OK(ftruncate(memfd, (off_t)len));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	VMT_ASSERT(p != MAP_FAILED);
+	memset(p, 1, len);
+	before = vmt_pins_outstanding();
+	pid = fork();
+	VMT_ASSERT_OK(pid);
+	if (pid == 0) {
+		for (;;) {
+			if (ftruncate(memfd, (off_t)(len - 16 * PAGE)) < 0 ||
+			    ftruncate(memfd, (off_t)len) < 0)
+				_exit(1);
+			usleep(2000);
+		}
+	}
+	for (i = 0; i < 100; i++) {
+		if (vmx_export(dev, p, len, 0, &e) == 0) {
+			close(e.fd);
+			exported++;
+		} else if (errno == EFAULT) {
+			refused++;
+		} else {
+			kill(pid, SIGKILL);
+			vmt_fail(__FILE__, __LINE__,
+				 "export %d of a memfd being truncated: %s, not EFAULT",
+				 i, vmt_errname(errno));
+		}
+	}
+	kill(pid, SIGKILL);
+	VMT_ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+	vmt_note("%d exported whole, %d refused with EFAULT", exported, refused);
+	VMT_ASSERT_EQ(vmt_pins_outstanding(), before);
+	munmap(p, len);
+	close(memfd);
+	close(dev);
+}
+
 static void fork_case(uint8_t *mem, size_t len)
 {
 	struct vmemexp_export e;
@@ -636,6 +693,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(survives_exporter_exit),
 	VMT_TEST(survives_munmap),
 	VMT_TEST(survives_truncate_and_punch_hole),
+	VMT_TEST(export_races_truncate),
 	VMT_TEST(fork_after_export),
 };
 
