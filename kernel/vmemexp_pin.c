@@ -118,7 +118,9 @@ static bool vmemexp_private_page_ok(struct page *page)
  * Why GUP could not fault in the shmem page at @pos, which is inside the
  * file now: either shmem cannot allocate it (tmpfs full, memory accounting
  * refused), which it says again, or the file was shorter when GUP faulted
- * (truncated and grown again meanwhile), a hole like any other.
+ * (truncated and grown again meanwhile), a hole like any other.  Asking
+ * fills the hole, as GUP's fault would have: never where a userfaultfd
+ * watches the mapping (the caller checks), whose holes are its to fill.
  */
 static int vmemexp_shmem_errno(struct file *file, loff_t pos)
 {
@@ -152,7 +154,12 @@ static int vmemexp_pin_errno(struct vm_area_struct *vma, unsigned long addr,
 			return -EFAULT;
 		pos = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) +
 		      (addr - vma->vm_start);
-		if (pos >= i_size_read(file_inode(file)))
+		/*
+		 * A userfaultfd's missing page: GUP without FOLL_UNLOCKABLE
+		 * does not wait for the monitor, and it is not ours to fill.
+		 */
+		if (pos >= i_size_read(file_inode(file)) ||
+		    userfaultfd_armed(vma))
 			return -EFAULT;
 		if (vmemexp_hugetlbfs_file(file))
 			return -ENOMEM;

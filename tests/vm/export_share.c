@@ -7,11 +7,14 @@
  * VMAs, after the exporter exits, and across fork.
  */
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
@@ -621,6 +624,47 @@ static void export_races_truncate(void)
 	close(dev);
 }
 
+/*
+ * A memfd mapping that a userfaultfd watches for missing pages: an export
+ * reaching a hole fails with EFAULT (GUP does not wait for the monitor)
+ * and leaves the hole for the monitor to fill, not filled by the module.
+ */
+static void userfaultfd_holes_stay_holes(void)
+{
+	size_t len = 4 * PAGE;
+	int memfd = memfd_create("export_share", MFD_CLOEXEC);
+	int dev = vmx_open(), uffd;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	struct vmemexp_export e;
+	long long before = vmt_pins_outstanding();
+	uint8_t *p;
+
+	VMT_ASSERT_OK(memfd);
+	VMT_ASSERT_OK(ftruncate(memfd, (off_t)len));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	VMT_ASSERT(p != MAP_FAILED);
+	p[0] = 1;	/* page 0 is there, pages 1 to 3 are holes */
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0)
+		vmt_skip("no userfaultfd: %s", vmt_errname(errno));
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = len;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
+		vmt_skip("userfaultfd cannot watch shmem: %s", vmt_errname(errno));
+
+	VMT_ASSERT_ERRNO(vmx_export(dev, p, len, 0, &e), EFAULT);
+	VMT_ASSERT_EQ(vmt_pins_outstanding(), before);
+	/* No data from page 1 on: the holes are still holes. */
+	VMT_ASSERT_ERRNO(lseek(memfd, (off_t)PAGE, SEEK_DATA), ENXIO);
+	close(uffd);
+	munmap(p, len);
+	close(memfd);
+	close(dev);
+}
+
 static void fork_case(uint8_t *mem, size_t len)
 {
 	struct vmemexp_export e;
@@ -694,6 +738,7 @@ static const struct vmt_test tests[] = {
 	VMT_TEST(survives_munmap),
 	VMT_TEST(survives_truncate_and_punch_hole),
 	VMT_TEST(export_races_truncate),
+	VMT_TEST(userfaultfd_holes_stay_holes),
 	VMT_TEST(fork_after_export),
 };
 
