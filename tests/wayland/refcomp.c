@@ -3,6 +3,9 @@
  * refcomp: the reference Wayland compositor of the tests.  It renders
  * nothing; it maps every committed buffer (wl_shm or linux-dmabuf),
  * checksums the pixels and logs one line per event the tests look at.
+ * Its globals: wl_compositor, wl_subcompositor (sub-surfaces' commits
+ * apply at once, as in desync mode), wl_shm, xdg_wm_base, wl_output,
+ * wp_presentation and, unless --no-dmabuf, zwp_linux_dmabuf_v1.
  *
  *   refcomp [--socket NAME] [--log FILE] [--size WxH]
  *           [--frame-interval-ms MS] [--no-dmabuf] [--refuse-dmabuf]
@@ -1489,6 +1492,89 @@ static void bind_compositor(struct wl_client *client, void *data,
 		     &compositor_impl, NULL, NULL);
 }
 
+/* ---- wl_subcompositor ---------------------------------------------------- */
+
+/*
+ * Sub-surfaces (waylandsink shows its video in one).  refcomp draws no
+ * surface tree: a sub-surface's position and stacking mean nothing here,
+ * and its commits apply at once, as in desync mode, so that every buffer
+ * it is given is read and logged like any other surface's.
+ */
+static void subsurface_set_position(struct wl_client *client,
+				    struct wl_resource *resource,
+				    int32_t x, int32_t y)
+{
+	(void)client;
+	(void)resource;
+	(void)x;
+	(void)y;
+}
+
+static void subsurface_place(struct wl_client *client,
+			     struct wl_resource *resource,
+			     struct wl_resource *sibling)
+{
+	(void)client;
+	(void)resource;
+	(void)sibling;
+}
+
+static void subsurface_mode(struct wl_client *client,
+			    struct wl_resource *resource)
+{
+	(void)client;
+	(void)resource;
+}
+
+static const struct wl_subsurface_interface subsurface_impl = {
+	.destroy = resource_destroy,
+	.set_position = subsurface_set_position,
+	.place_above = subsurface_place,
+	.place_below = subsurface_place,
+	.set_sync = subsurface_mode,
+	.set_desync = subsurface_mode,
+};
+
+static void subcompositor_get_subsurface(struct wl_client *client,
+					 struct wl_resource *resource,
+					 uint32_t id,
+					 struct wl_resource *surface_res,
+					 struct wl_resource *parent_res)
+{
+	struct surface *s = wl_resource_get_user_data(surface_res);
+
+	if (surface_res == parent_res) {
+		wl_resource_post_error(resource,
+				       WL_SUBCOMPOSITOR_ERROR_BAD_SURFACE,
+				       "a surface cannot be its own parent");
+		return;
+	}
+	if (s->role && strcmp(s->role, "wl_subsurface")) {
+		wl_resource_post_error(resource,
+				       WL_SUBCOMPOSITOR_ERROR_BAD_SURFACE,
+				       "the surface already has the role %s",
+				       s->role);
+		return;
+	}
+	s->role = "wl_subsurface";
+	new_resource(client, &wl_subsurface_interface,
+		     wl_resource_get_version(resource), id, &subsurface_impl,
+		     s, NULL);
+}
+
+static const struct wl_subcompositor_interface subcompositor_impl = {
+	.destroy = resource_destroy,
+	.get_subsurface = subcompositor_get_subsurface,
+};
+
+static void bind_subcompositor(struct wl_client *client, void *data,
+			       uint32_t version, uint32_t id)
+{
+	(void)data;
+	new_resource(client, &wl_subcompositor_interface, (int)version, id,
+		     &subcompositor_impl, NULL, NULL);
+}
+
 /* ---- xdg-shell ---------------------------------------------------------- */
 
 struct wm_base {
@@ -2438,6 +2524,8 @@ int main(int argc, char **argv)
 
 	if (!wl_global_create(rc.display, &wl_compositor_interface, 4, NULL,
 			      bind_compositor) ||
+	    !wl_global_create(rc.display, &wl_subcompositor_interface, 1, NULL,
+			      bind_subcompositor) ||
 	    !wl_global_create(rc.display, &wl_shm_interface, SHM_VERSION, NULL,
 			      bind_shm) ||
 	    !wl_global_create(rc.display, &xdg_wm_base_interface, 3, NULL,
