@@ -49,8 +49,9 @@ struct _GstVmshareExport
   /* What upstream gets in propose_allocation. */
   GstAllocator *vms_allocator;
   GstVideoInfo info;
-  /* Set once exporting has failed: only system memory from then on. */
-  gboolean refused;
+  /* Set once exporting has failed: only system memory from then on.
+   * Written on the streaming thread, read by caps queries on any. */
+  gint refused;
 };
 
 #define gst_vmshare_export_parent_class parent_class
@@ -100,7 +101,7 @@ gst_vmshare_export_transform_caps (GstBaseTransform * trans,
   }
   plain = gst_caps_simplify (plain);
 
-  if (direction == GST_PAD_SINK && !self->refused) {
+  if (direction == GST_PAD_SINK && !g_atomic_int_get (&self->refused)) {
     GstCaps *dmabuf = gst_caps_copy (plain);
 
     gst_caps_set_features_simple (dmabuf,
@@ -258,7 +259,7 @@ refuse (GstVmshareExport * self, int error)
           "memory", g_strerror (error)),
       ("vms_buffer_export: %s (errno %d); one frame dropped while "
           "renegotiating", g_strerror (error), error));
-  self->refused = TRUE;
+  g_atomic_int_set (&self->refused, TRUE);
   gst_base_transform_reconfigure_src (GST_BASE_TRANSFORM (self));
 }
 
@@ -331,13 +332,13 @@ gst_vmshare_export_start (GstBaseTransform * trans)
   }
   self->dmabuf_allocator = gst_dmabuf_allocator_new ();
   self->vms_allocator = gst_vms_allocator_new (self->ctx);
-  self->refused = FALSE;
+  g_atomic_int_set (&self->refused, FALSE);
   status = vms_context_module_status (self->ctx);
   if (!vms_context_has_module (self->ctx)) {
     GST_ELEMENT_WARNING (self, RESOURCE, NOT_FOUND,
         ("no vmemexp module (/dev/vmemexp: %s); passing the frames on in "
             "system memory", g_strerror (-status)), (NULL));
-    self->refused = TRUE;
+    g_atomic_int_set (&self->refused, TRUE);
   }
   return TRUE;
 }
