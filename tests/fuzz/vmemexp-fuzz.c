@@ -186,6 +186,9 @@ struct thread {
 	uint64_t nr_ops;
 	uint8_t *priv;
 	uint8_t kinds[PRIV_PAGES];
+	/* The operation whose pattern each private page was last filled
+	 * with (0: none), to name what a wrong page holds. */
+	uint64_t filled_by[PRIV_PAGES];
 	int priv_memfd;
 	uint8_t *windows;
 	uint8_t *scratch;
@@ -722,6 +725,43 @@ static int predict_private(size_t first, size_t last, bool writable,
 }
 
 /*
+ * After a private export read back wrong: for each page, what the
+ * dma-buf holds and what the thread's memory holds now, so that the
+ * failure tells a stale or foreign pinned page (the dma-buf holds an
+ * earlier fill, or something else, while the memory holds this one) from
+ * memory changed behind the thread's back (both differ) and from a wrong
+ * mapping of the dma-buf.
+ */
+static void describe_wrong_pages(const uint8_t *map, size_t first,
+				 size_t last, const uint64_t *earlier_fill)
+{
+	for (size_t i = first; i <= last; i++) {
+		const uint8_t *got = map + (i - first) * PAGE;
+		const uint8_t *mem = self->priv + i * PAGE;
+		uint64_t earlier = earlier_fill[i];
+		long bad = vmt_check(got, PAGE, i * PAGE,
+				     (uint32_t)self->op_index);
+		const char *holds;
+
+		if (bad < 0)
+			holds = "this fill";
+		else if (vmt_check(got, PAGE, i * PAGE, (uint32_t)earlier) < 0)
+			holds = "the page's previous fill";
+		else if (!memcmp(got, got + 1, PAGE - 1))
+			holds = "one repeated byte";
+		else
+			holds = "something else";
+		printf("# private page %zu (kind %u): dma-buf holds %s "
+		       "(first wrong byte %ld, %#x), memory holds this fill: "
+		       "%s, dma-buf page == memory page: %s\n",
+		       i, self->kinds[i], holds, bad, bad >= 0 ? got[bad] : 0,
+		       vmt_check(mem, PAGE, i * PAGE,
+				 (uint32_t)self->op_index) < 0 ? "yes" : "no",
+		       memcmp(got, mem, PAGE) ? "no" : "yes");
+	}
+}
+
+/*
  * An export of the thread's own stretch, whose layout no other thread
  * changes: the result is predicted exactly, and a successful read-write
  * export must show, through a mapping of the dma-buf, what the thread
@@ -736,6 +776,7 @@ static void op_export_private(void)
 		.flags = export_flags() | (chance(2) ? TRACK : 0),
 	};
 	struct vmemexp_export out;
+	uint64_t earlier_fill[PRIV_PAGES];
 	bool writable = !(in.flags & VMEMEXP_EXPORT_RDONLY), coherent, copied;
 	unsigned int allowed;
 	int predicted, err;
@@ -756,10 +797,13 @@ static void op_export_private(void)
 	}
 	snprintf(what, sizeof(what), "private pages %zu..%zu flags %#x",
 		 first, last, in.flags);
+	memcpy(earlier_fill, self->filled_by, sizeof(earlier_fill));
 	if (predicted == 0 && coherent && writable)
-		for (size_t i = first; i <= last; i++)
+		for (size_t i = first; i <= last; i++) {
 			vmt_fill(self->priv + i * PAGE, PAGE, i * PAGE,
 				 (uint32_t)self->op_index);
+			self->filled_by[i] = self->op_index;
+		}
 
 	err = export(&in, &out);
 	if (!check_result(OP_EXPORT_PRIVATE, err, allowed, what) || err) {
@@ -780,10 +824,13 @@ static void op_export_private(void)
 		} else {
 			bad = vmt_check(map, out.size, first * PAGE,
 					(uint32_t)self->op_index);
-			if (bad >= 0)
+			if (bad >= 0) {
 				fail("%s: byte %ld of the dma-buf is not "
 				     "the memory",
 				     what, bad);
+				describe_wrong_pages(map, first, last,
+						     earlier_fill);
+			}
 			scratch_unmap(map, out.size);
 		}
 	}
