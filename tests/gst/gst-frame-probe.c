@@ -8,8 +8,10 @@
  * PIPELINE is gst-launch-1.0's syntax; the element named "tap" is watched:
  * for every buffer entering it, "produced <n> checksum <x>" on stdout, n
  * counting from 0, x FNV-1a 64 over the visible bytes of each row of each
- * plane (as refcomp and the frame tap compute it, tests/wayland/refcomp.c);
- * for every buffer leaving it, "passed <n> memory <dmabuf|system>".  Then
+ * plane (as refcomp and the frame tap compute it, tests/wayland/refcomp.c),
+ * then "allocator <type>", the type of the allocator of its first memory
+ * (GstVmsAllocator: from vmshareexport's pool); for every buffer leaving
+ * it, "passed <n> memory <dmabuf|system>".  Then
  * every warning on the bus, "warning: <message>", and at the end
  * "eos" or "error: <message>" (exit 1).  Exit 2 for a pipeline that does
  * not parse or has no "tap", 77 (skip) when an element it names is not
@@ -49,6 +51,9 @@ static GstPadProbeReturn
 on_sink_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
 {
   GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER (info);
+  GstMemory *memory = gst_buffer_peek_memory (buffer, 0);
+  const char *allocator = memory->allocator ?
+      G_OBJECT_TYPE_NAME (memory->allocator) : "none";
   GstCaps *caps = gst_pad_get_current_caps (pad);
   GstVideoFrame frame;
   GstVideoInfo vinfo;
@@ -56,11 +61,12 @@ on_sink_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
   (void) data;
   if (caps && gst_video_info_from_caps (&vinfo, caps) &&
       gst_video_frame_map (&frame, &vinfo, buffer, GST_MAP_READ)) {
-    printf ("produced %u checksum %016llx\n", produced,
-        (unsigned long long) checksum (&frame));
+    printf ("produced %u checksum %016llx allocator %s\n", produced,
+        (unsigned long long) checksum (&frame), allocator);
     gst_video_frame_unmap (&frame);
   } else {
-    printf ("produced %u checksum unreadable\n", produced);
+    printf ("produced %u checksum unreadable allocator %s\n", produced,
+        allocator);
   }
   produced++;
   fflush (stdout);
