@@ -349,10 +349,39 @@ static void dmabuf_sync(int fd, uint64_t flags)
 	}
 }
 
+/*
+ * FNV-1a over the visible bytes of each plane, the dma-bufs' reads
+ * bracketed by their CPU sync; @synced counts the planes whose sync has
+ * begun.  A function of its own, so that nothing of the sum lives in
+ * buffer_checksum()'s frame across its siglongjmp().
+ */
+static uint64_t planes_checksum(const struct buffer *buf,
+				volatile uint32_t *synced)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (uint32_t i = 0; i < buf->n_planes; i++) {
+		const struct plane *p = &buf->planes[i];
+		const uint8_t *base;
+		uint64_t len = plane_row_bytes(buf->fmt, i, buf->width);
+		uint64_t rows = plane_rows(buf->fmt, i, buf->height);
+
+		if (buf->dmabuf) {
+			dmabuf_sync(p->fd, DMA_BUF_SYNC_START);
+			*synced = i + 1;
+			base = (const uint8_t *)p->map + p->offset;
+		} else {
+			base = (const uint8_t *)buf->pool->data + p->offset;
+		}
+		for (uint64_t y = 0; y < rows; y++)
+			h = fnv1a(h, base + y * p->stride, len);
+	}
+	return h;
+}
+
 /* Returns false, with the error posted, when the memory went away. */
 static bool buffer_checksum(struct buffer *buf, uint64_t *sum)
 {
-	uint64_t h = 1469598103934665603ull;
 	volatile uint32_t synced = 0;
 
 	if (sigsetjmp(bus_jmp, 1)) {
@@ -367,26 +396,10 @@ static bool buffer_checksum(struct buffer *buf, uint64_t *sum)
 		return false;
 	}
 	reading = 1;
-	for (uint32_t i = 0; i < buf->n_planes; i++) {
-		const struct plane *p = &buf->planes[i];
-		const uint8_t *base;
-		uint64_t len = plane_row_bytes(buf->fmt, i, buf->width);
-		uint64_t rows = plane_rows(buf->fmt, i, buf->height);
-
-		if (buf->dmabuf) {
-			dmabuf_sync(p->fd, DMA_BUF_SYNC_START);
-			synced = i + 1;
-			base = (const uint8_t *)p->map + p->offset;
-		} else {
-			base = (const uint8_t *)buf->pool->data + p->offset;
-		}
-		for (uint64_t y = 0; y < rows; y++)
-			h = fnv1a(h, base + y * p->stride, len);
-	}
+	*sum = planes_checksum(buf, &synced);
 	reading = 0;
 	for (uint32_t i = 0; i < synced; i++)
 		dmabuf_sync(buf->planes[i].fd, DMA_BUF_SYNC_END);
-	*sum = h;
 	return true;
 }
 
