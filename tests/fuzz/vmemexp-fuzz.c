@@ -230,7 +230,12 @@ static struct slot slots[SLOTS];
 static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static _Thread_local struct thread *self;
-static _Thread_local sigjmp_buf *guard_jmp;
+/*
+ * Read by on_fault(), which the compiler does not see called: volatile,
+ * or an optimizing build drops touch()'s store to it as dead (the store
+ * of NULL follows) and a guarded fault kills the fuzzer.
+ */
+static _Thread_local sigjmp_buf *volatile guard_jmp;
 
 static const int result_errnos[] = {
 	0, EINVAL, EFAULT, EACCES, EPERM, ENOMEM, E2BIG, ENOTTY, EBADF,
