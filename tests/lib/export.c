@@ -690,13 +690,15 @@ static void mapping_checks_fd_size(void)
 /* The module refuses a PROT_READ mapping for writing: the library copies. */
 static void module_refusal_falls_back(void)
 {
-	struct vms_context *c = vms_context_create(0);
-	uint8_t *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
-			   -1, 0);
+	struct vms_context *c;
 	struct vms_buffer *buf;
+	uint8_t *ro;
 
+	/* Before anything is allocated: a skip must leak nothing. */
 	if (!module_present())
 		vmt_skip("needs vmemexp.ko");
+	c = vms_context_create(0);
+	ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	VMT_ASSERT(c && ro != MAP_FAILED);
 	buf = vms_buffer_export(c, ro, 4096, 0);
 	VMT_ASSERT(buf);
@@ -717,12 +719,15 @@ static void module_refusal_falls_back(void)
  */
 static void no_copy_where_unsound(void)
 {
-	struct vms_context *c = vms_context_create(0);
-	uint8_t *p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vms_context *c;
+	uint8_t *p;
 
+	/* Before anything is allocated: a skip must leak nothing. */
 	if (!module_present())
 		vmt_skip("needs vmemexp.ko");
+	c = vms_context_create(0);
+	p = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	VMT_ASSERT(c && p != MAP_FAILED);
 	VMT_ASSERT_OK(munmap(p + 4096, 4096));
 	errno = 0;
