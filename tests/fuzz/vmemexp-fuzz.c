@@ -729,13 +729,27 @@ static int predict_private(size_t first, size_t last, bool writable,
 	return 0;
 }
 
+/* How many of the @len bytes at @p differ from the fill of @base, @seed. */
+static size_t bytes_unlike_fill(const uint8_t *p, size_t len, size_t base,
+				uint32_t seed)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += p[i] != vmt_pattern(base + i, seed);
+	return n;
+}
+
 /*
  * After a private export read back wrong: for each page, what the
  * dma-buf holds and what the thread's memory holds now, so that the
  * failure tells a stale or foreign pinned page (the dma-buf holds an
  * earlier fill, or something else, while the memory holds this one) from
  * memory changed behind the thread's back (both differ) and from a wrong
- * mapping of the dma-buf.
+ * mapping of the dma-buf.  How many bytes differ tells a whole wrong page
+ * from one written over in a few places: touch() writes the first byte
+ * of each page, so a page of this fill but for its byte 0 was written by
+ * a touch() through some other mapping of it.
  */
 static void describe_wrong_pages(const uint8_t *map, size_t first,
 				 size_t last, const uint64_t *earlier_fill)
@@ -743,25 +757,29 @@ static void describe_wrong_pages(const uint8_t *map, size_t first,
 	for (size_t i = first; i <= last; i++) {
 		const uint8_t *got = map + (i - first) * PAGE;
 		const uint8_t *mem = self->priv + i * PAGE;
-		uint64_t earlier = earlier_fill[i];
-		long bad = vmt_check(got, PAGE, i * PAGE,
-				     (uint32_t)self->op_index);
+		uint32_t fill = (uint32_t)self->op_index;
+		size_t unlike = bytes_unlike_fill(got, PAGE, i * PAGE, fill);
+		long bad = vmt_check(got, PAGE, i * PAGE, fill);
 		const char *holds;
 
-		if (bad < 0)
+		if (!unlike)
 			holds = "this fill";
-		else if (vmt_check(got, PAGE, i * PAGE, (uint32_t)earlier) < 0)
+		else if (vmt_check(got, PAGE, i * PAGE,
+				   (uint32_t)earlier_fill[i]) < 0)
 			holds = "the page's previous fill";
 		else if (!memcmp(got, got + 1, PAGE - 1))
 			holds = "one repeated byte";
+		else if (unlike <= PAGE / 64)
+			holds = "this fill, written over in a few places";
 		else
 			holds = "something else";
 		printf("# private page %zu (kind %u): dma-buf holds %s "
-		       "(first wrong byte %ld, %#x), memory holds this fill: "
-		       "%s, dma-buf page == memory page: %s\n",
+		       "(first wrong byte %ld, %#x; %zu bytes unlike this "
+		       "fill), memory holds this fill: %s, dma-buf page == "
+		       "memory page: %s\n",
 		       i, self->kinds[i], holds, bad, bad >= 0 ? got[bad] : 0,
-		       vmt_check(mem, PAGE, i * PAGE,
-				 (uint32_t)self->op_index) < 0 ? "yes" : "no",
+		       unlike,
+		       vmt_check(mem, PAGE, i * PAGE, fill) < 0 ? "yes" : "no",
 		       memcmp(got, mem, PAGE) ? "no" : "yes");
 	}
 }
@@ -1731,8 +1749,41 @@ static void setup_thread(struct thread *t, int index)
 static void usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [--seed N] [--ops N] [--long] "
-		"[--threads T] [--user UID] [--verbose]\n", argv0);
+		"[--threads T] [--user UID] [--verbose] | --describe-test\n",
+		argv0);
 	exit(2);
+}
+
+/*
+ * --describe-test: what describe_wrong_pages() says of three pages read
+ * back wrong in known ways (the unit test fuzz-describe checks it, with
+ * no module): one of this fill but for its byte 0, written by a touch();
+ * one holding the page's previous fill; one of zeroes.
+ */
+static int describe_test(void)
+{
+	static struct thread t;
+	uint64_t earlier_fill[PRIV_PAGES] = { 0 };
+	uint8_t *map = malloc(3 * PAGE);
+
+	t.priv = aligned_alloc(PAGE, PRIV_SIZE);
+	if (!map || !t.priv)
+		return 1;
+	self = &t;
+	t.op_index = 7377;
+	for (size_t i = 0; i < 3; i++) {
+		vmt_fill(t.priv + i * PAGE, PAGE, i * PAGE, 7377);
+		t.kinds[i] = PK_ANON_RW;
+		earlier_fill[i] = 4242;
+	}
+	memcpy(map, t.priv, 3 * PAGE);
+	map[0] = 0x5a;
+	vmt_fill(map + PAGE, PAGE, PAGE, 4242);
+	memset(map + 2 * PAGE, 0, PAGE);
+	describe_wrong_pages(map, 0, 2, earlier_fill);
+	free(map);
+	free(t.priv);
+	return 0;
 }
 
 static void print_summary(double seconds)
@@ -1805,6 +1856,8 @@ int main(int argc, char **argv)
 		strtoull(getenv("VMSHARE_FUZZ_OPS"), NULL, 0) : 100000;
 	g.threads = 4;
 	g.user = -1;
+	if (argc == 2 && !strcmp(argv[1], "--describe-test"))
+		return describe_test();
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--seed") && i + 1 < argc)
 			g.seed = strtoull(argv[++i], NULL, 0);
