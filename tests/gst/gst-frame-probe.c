@@ -11,11 +11,10 @@
  * plane (as refcomp and the frame tap compute it, tests/wayland/refcomp.c),
  * then "allocator <type>", the type of the allocator of its first memory
  * (GstVmsAllocator: from vmshareexport's pool); for every buffer leaving
- * it, "passed <n> memory <dmabuf|system>".  Then
- * every warning on the bus, "warning: <message>", and at the end
- * "eos" or "error: <message>" (exit 1).  Exit 2 for a pipeline that does
- * not parse or has no "tap", 77 (skip) when an element it names is not
- * installed.
+ * it, "passed <n> memory <dmabuf|system>".  Then every warning on the
+ * bus, "warning: <message>", and at the end "eos" or "error: <message>"
+ * (exit 1).  Exit 2 for a pipeline that does not parse or has no "tap",
+ * 77 (skip) when an element it names is not installed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,7 +51,7 @@ on_sink_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer data)
 {
   GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER (info);
   GstMemory *memory = gst_buffer_peek_memory (buffer, 0);
-  const char *allocator = memory->allocator ?
+  const char *allocator = memory && memory->allocator ?
       G_OBJECT_TYPE_NAME (memory->allocator) : "none";
   GstCaps *caps = gst_pad_get_current_caps (pad);
   GstVideoFrame frame;
