@@ -1,6 +1,7 @@
 # Sourced by tests/vm/package-install-test and, in the guest, by
-# tests/package/guest-install-test: one TAP line per check, numbered on
-# from $n, with $failed counting the failures.
+# tests/package/guest-install-test, and by tests/unit/unmount-under-test:
+# one TAP line per check, numbered on from $n, with $failed counting the
+# failures.
 # shellcheck shell=bash
 n=${n:-0} failed=${failed:-0}
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
