@@ -225,6 +225,14 @@ static struct {
 } g;
 
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * No thread starts its operations before every thread exists: until then
+ * the main thread and pthread_create() place mappings with mmap(NULL),
+ * which would land in the holes the first threads punch into the arena
+ * (seed 744825938872: thread 3's scratch reservation in the arena, its
+ * mapping of a private export replaced by another thread's layout_arena).
+ */
+static pthread_barrier_t start_barrier;
 static struct slot slots[SLOTS];
 /* Only one thread forks at a time: two overlapping forks are just slower. */
 static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1544,6 +1552,7 @@ static void *thread_main(void *arg)
 	const uint64_t fork_every = 2000;
 
 	self = t;
+	pthread_barrier_wait(&start_barrier);
 	for (t->op_index = 0; t->op_index < t->nr_ops && !g.stop;
 	     t->op_index++) {
 		enum op op = t->index == 0 && t->op_index % fork_every ==
@@ -1722,6 +1731,11 @@ static void setup_arena(void)
 		printf("# memfd: %s\n", vmt_errname(errno));
 		exit(1);
 	}
+}
+
+static bool overlaps_arena(const uint8_t *p, size_t len)
+{
+	return p < g.arena + ARENA_SIZE && p + len > g.arena;
 }
 
 static void setup_thread(struct thread *t, int index)
@@ -1919,15 +1933,32 @@ static int fuzz(void)
 	limit_pinning();
 	read_vmas();
 
-	start = now_ns();
-	for (int i = 0; i < g.threads; i++) {
+	/*
+	 * Every reservation is made, and every thread created, before any
+	 * thread reshapes the arena (start_barrier); each thread's stretch
+	 * must lie outside the arena, which other threads change at will.
+	 */
+	for (int i = 0; i < g.threads; i++)
 		setup_thread(&threads[i], i);
-		if (pthread_create(&threads[i].tid, NULL, thread_main,
-				   &threads[i])) {
-			printf("# pthread_create failed\n");
+	for (int i = 0; i < g.threads; i++)
+		if (overlaps_arena(threads[i].priv, PRIV_SIZE) ||
+		    overlaps_arena(threads[i].windows, WINDOWS * WINDOW_SIZE) ||
+		    overlaps_arena(threads[i].scratch, SCRATCH_SIZE)) {
+			printf("# FAIL seed=%" PRIu64 ": thread %d's own "
+			       "mappings overlap the arena\n", g.seed, i);
 			return 1;
 		}
+	pthread_barrier_init(&start_barrier, NULL, (unsigned)g.threads + 1);
+	for (int i = 0; i < g.threads; i++) {
+		if (pthread_create(&threads[i].tid, NULL, thread_main,
+				   &threads[i])) {
+			/* The threads made so far wait at the barrier. */
+			printf("# pthread_create failed\n");
+			exit(1);
+		}
 	}
+	start = now_ns();
+	pthread_barrier_wait(&start_barrier);
 	for (int i = 0; i < g.threads; i++)
 		pthread_join(threads[i].tid, NULL);
 	seconds = (double)(now_ns() - start) / 1e9;
