@@ -152,6 +152,16 @@ long vmt_check(const void *p, size_t len, size_t base, uint32_t seed)
 	return -1;
 }
 
+size_t vmt_count_unlike(const void *p, size_t len, size_t base, uint32_t seed)
+{
+	const uint8_t *b = p;
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += b[i] != vmt_pattern(base + i, seed);
+	return n;
+}
+
 int vmt_wait(int pid)
 {
 	int status;

@@ -106,6 +106,9 @@ int vmt_set_module_param(const char *name, const char *text);
 void vmt_fill(void *p, size_t len, size_t base, uint32_t seed);
 /* Returns the first offset that differs from the pattern, or -1. */
 long vmt_check(const void *p, size_t len, size_t base, uint32_t seed);
+/* How many bytes differ from that pattern: a whole wrong page, or a few
+ * written over (a diagnostic). */
+size_t vmt_count_unlike(const void *p, size_t len, size_t base, uint32_t seed);
 
 /* Starts a peer in ROLE; returns its pid and stores our socket in *sock. */
 int vmt_spawn_peer(const char *role, int *sock);

@@ -737,17 +737,6 @@ static int predict_private(size_t first, size_t last, bool writable,
 	return 0;
 }
 
-/* How many of the @len bytes at @p differ from the fill of @base, @seed. */
-static size_t bytes_unlike_fill(const uint8_t *p, size_t len, size_t base,
-				uint32_t seed)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++)
-		n += p[i] != vmt_pattern(base + i, seed);
-	return n;
-}
-
 /*
  * After a private export read back wrong: for each page, what the
  * dma-buf holds and what the thread's memory holds now, so that the
@@ -766,7 +755,7 @@ static void describe_wrong_pages(const uint8_t *map, size_t first,
 		const uint8_t *got = map + (i - first) * PAGE;
 		const uint8_t *mem = self->priv + i * PAGE;
 		uint32_t fill = (uint32_t)self->op_index;
-		size_t unlike = bytes_unlike_fill(got, PAGE, i * PAGE, fill);
+		size_t unlike = vmt_count_unlike(got, PAGE, i * PAGE, fill);
 		long bad = vmt_check(got, PAGE, i * PAGE, fill);
 		const char *holds;
 
