@@ -1,5 +1,5 @@
 # Sourced by tests/vm/package-install-test and, in the guest, by
-# tests/package/guest-install-test, and by tests/unit/unmount-under-test:
+# tests/package/guest-install-test, and by the unit tests under tests/unit:
 # one TAP line per check, numbered on from $n, with $failed counting the
 # failures.
 # shellcheck shell=bash
@@ -12,3 +12,6 @@ check() {
 	shift
 	if "$@"; then ok "$what"; else not_ok "$what"; fi
 }
+# fails COMMAND...: succeeds when the command fails (check "..." fails ...).
+# shellcheck disable=SC2317 # called through check
+fails() { ! "$@"; }
